@@ -1,0 +1,162 @@
+"""Frame classifiers: p(out of body) for a batch of frames.
+
+The model contract (any ONNX file with it works with ``--model``):
+
+- input ``image``: uint8, shape ``[N, S, S, 3]``, RGB, the whole frame resized to S×S
+  (no crop); N is dynamic. Normalisation happens inside the graph.
+- output ``p_out``: float32, shape ``[N]``, probability that the frame is out of body.
+- optional metadata properties: ``endoveil.name``, ``endoveil.version`` and
+  ``endoveil.threshold`` (the operating threshold chosen on validation data).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from endoveil.detect.labels import ModelInfo
+from endoveil.errors import ModelError
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "Classifier",
+    "OnnxClassifier",
+    "ScriptedClassifier",
+    "default_model_path",
+    "resize_for_model",
+]
+
+DEFAULT_MODEL = "default.onnx"
+DEFAULT_THRESHOLD = 0.5
+
+
+@runtime_checkable
+class Classifier(Protocol):
+    """What the pipeline needs of a model."""
+
+    input_size: int
+    threshold: float
+    info: ModelInfo
+
+    def score(self, images: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        """p(out of body) for ``images`` of shape [N, S, S, 3] (uint8 RGB)."""
+        ...
+
+
+def resize_for_model(image: npt.NDArray[np.uint8], size: int) -> npt.NDArray[np.uint8]:
+    """Resize a whole RGB frame to size×size the way the models were trained (area filter)."""
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def default_model_path() -> Path:
+    """The model shipped inside the package."""
+    return Path(str(resources.files("endoveil.models").joinpath(DEFAULT_MODEL)))
+
+
+class OnnxClassifier:
+    """An ONNX Runtime session on the CPU.
+
+    Args:
+        path: the ONNX file; the shipped default model when None.
+        threads: intra-op threads; None lets ONNX Runtime use every core.
+
+    Example:
+        >>> clf = OnnxClassifier()
+        >>> frames = np.zeros((2, clf.input_size, clf.input_size, 3), np.uint8)
+        >>> clf.score(frames).shape
+        (2,)
+    """
+
+    def __init__(self, path: Path | str | None = None, *, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(path) if path is not None else default_model_path()
+        if not self.path.is_file():
+            raise ModelError("model file not found", path=self.path)
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(
+                str(self.path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # ONNX Runtime raises its own untyped errors
+            raise ModelError(f"not a loadable ONNX model: {exc}", path=self.path) from exc
+        self.input_size = self._check_interface()
+        meta = self._session.get_modelmeta().custom_metadata_map
+        self.threshold = float(meta.get("endoveil.threshold", DEFAULT_THRESHOLD))
+        self.info = ModelInfo(
+            name=meta.get("endoveil.name", self.path.stem),
+            version=meta.get("endoveil.version", ""),
+            sha256=hashlib.sha256(self.path.read_bytes()).hexdigest(),
+        )
+
+    def _check_interface(self) -> int:
+        inputs = {i.name: i for i in self._session.get_inputs()}
+        outputs = {o.name for o in self._session.get_outputs()}
+        image = inputs.get("image")
+        if image is None or "p_out" not in outputs:
+            raise ModelError(
+                "model must take input 'image' [N,S,S,3] uint8 and give output 'p_out' [N]; "
+                f"it has inputs {sorted(inputs)} and outputs {sorted(outputs)}",
+                path=self.path,
+            )
+        shape = image.shape
+        if image.type != "tensor(uint8)" or len(shape) != 4 or shape[3] != 3:
+            raise ModelError(
+                f"input 'image' must be uint8 [N,S,S,3], got {image.type} {shape}", path=self.path
+            )
+        if not isinstance(shape[1], int) or shape[1] != shape[2]:
+            raise ModelError(f"input 'image' must be square and fixed, got {shape}", path=self.path)
+        return int(shape[1])
+
+    def score(self, images: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        if images.ndim != 4 or images.shape[1:] != (self.input_size, self.input_size, 3):
+            raise ValueError(
+                f"images must have shape [N,{self.input_size},{self.input_size},3], "
+                f"got {images.shape}"
+            )
+        if len(images) == 0:
+            return np.empty(0, np.float32)
+        try:
+            (p_out,) = self._session.run(["p_out"], {"image": np.ascontiguousarray(images)})
+        except Exception as exc:
+            raise ModelError(f"inference failed: {exc}", path=self.path) from exc
+        return np.clip(np.asarray(p_out, np.float32).reshape(len(images)), 0.0, 1.0)
+
+
+class ScriptedClassifier:
+    """A classifier that answers from a script: for tests and demos that must not load ONNX.
+
+    Args:
+        decide: maps a batch of images to p_out; e.g. mean brightness above a level.
+        input_size: the frame size it asks for.
+
+    Example:
+        >>> bright = ScriptedClassifier(lambda x: (x.mean(axis=(1, 2, 3)) > 128).astype("f4"))
+        >>> bright.score(np.full((1, 32, 32, 3), 255, np.uint8)).tolist()
+        [1.0]
+    """
+
+    def __init__(
+        self,
+        decide: Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.float32] | Sequence[float]],
+        *,
+        input_size: int = 32,
+        threshold: float = DEFAULT_THRESHOLD,
+    ) -> None:
+        self._decide = decide
+        self.input_size = input_size
+        self.threshold = threshold
+        self.info = ModelInfo(name="scripted", version="test")
+
+    def score(self, images: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        return np.asarray(self._decide(images), dtype=np.float32).reshape(len(images))

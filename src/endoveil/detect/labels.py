@@ -1,0 +1,307 @@
+"""The `Labels` object every stage passes on, and its JSON schema ``endoveil/labels@1``.
+
+`Labels` holds the scored frames in columns (``index``, ``time_s``, ``p_out``) and the final
+out-of-body segments after temporal post-processing. Stages return new objects; none mutates
+its input.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from endoveil.atomic import write_text_atomic
+from endoveil.errors import LabelsFormatError
+
+__all__ = [
+    "SCHEMA",
+    "Labels",
+    "ModelInfo",
+    "Segment",
+    "VideoSummary",
+    "mask_from_segments",
+    "segments_from_mask",
+]
+
+SCHEMA = "endoveil/labels@1"
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One out-of-body interval; ``end_frame`` is exclusive and ``end_s`` is its start time."""
+
+    start_frame: int
+    end_frame: int
+    start_s: float
+    end_s: float
+
+    def __post_init__(self) -> None:
+        if self.start_frame < 0 or self.end_frame <= self.start_frame:
+            raise ValueError(
+                f"segment frames must satisfy 0 <= start < end, got "
+                f"[{self.start_frame}, {self.end_frame})"
+            )
+
+    @property
+    def frame_count(self) -> int:
+        return self.end_frame - self.start_frame
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+@dataclass(frozen=True)
+class VideoSummary:
+    """What the labels need to know of their video."""
+
+    duration_s: float
+    fps: float
+    frame_count: int
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Which model scored the frames (empty for hand-made or imported labels)."""
+
+    name: str = ""
+    version: str = ""
+    sha256: str = ""
+
+
+def _check_column(name: str, values: npt.NDArray[Any], length: int) -> None:
+    if values.ndim != 1 or len(values) != length:
+        raise ValueError(f"Labels.{name} must have shape ({length},), got {values.shape}")
+
+
+@dataclass(eq=False)
+class Labels:
+    """Per-frame out-of-body scores and the segments that follow from them.
+
+    Args:
+        video: the labelled video.
+        index: indices of the scored frames, strictly increasing.
+        time_s: their presentation times in seconds from the stream's first frame.
+        p_out: their probability of being out of body, in [0, 1].
+        segments: final out-of-body intervals, sorted and disjoint.
+        model: the model that scored the frames.
+        params: post-processing parameters (threshold, sample_every, smoothing_s, margin_s...).
+        extra: anything else worth keeping (output summary, review status).
+
+    Example:
+        >>> labels = Labels.empty(VideoSummary(2.0, 25.0, 50, 64, 48))
+        >>> len(labels), labels.oob_mask().any()
+        (0, np.False_)
+    """
+
+    video: VideoSummary
+    index: npt.NDArray[np.int64]
+    time_s: npt.NDArray[np.float64]
+    p_out: npt.NDArray[np.float32]
+    segments: tuple[Segment, ...] = ()
+    model: ModelInfo = field(default_factory=ModelInfo)
+    params: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.index = np.asarray(self.index, dtype=np.int64)
+        self.time_s = np.asarray(self.time_s, dtype=np.float64)
+        self.p_out = np.asarray(self.p_out, dtype=np.float32)
+        n = len(self.index)
+        _check_column("index", self.index, n)
+        _check_column("time_s", self.time_s, n)
+        _check_column("p_out", self.p_out, n)
+        if n and np.any(np.diff(self.index) <= 0):
+            raise ValueError("Labels.index must be strictly increasing")
+        if n and (np.nanmin(self.p_out) < 0 or np.nanmax(self.p_out) > 1):
+            raise ValueError("Labels.p_out must lie in [0, 1]")
+        self.segments = tuple(sorted(self.segments, key=lambda s: s.start_frame))
+        for a, b in zip(self.segments, self.segments[1:], strict=False):
+            if b.start_frame < a.end_frame:
+                raise ValueError(f"Labels.segments overlap: {a} and {b}")
+        if self.segments and self.segments[-1].end_frame > self.video.frame_count:
+            raise ValueError(
+                f"Labels.segments end at frame {self.segments[-1].end_frame}, "
+                f"past the video's {self.video.frame_count} frames"
+            )
+
+    @classmethod
+    def empty(cls, video: VideoSummary) -> Labels:
+        """Labels with no scored frame and no segment."""
+        return cls(video, np.empty(0, np.int64), np.empty(0), np.empty(0, np.float32))
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, key: slice | npt.NDArray[np.bool_] | Sequence[int]) -> Labels:
+        """The scored frames selected by a slice, mask or index list; segments are kept."""
+        return replace(self, index=self.index[key], time_s=self.time_s[key], p_out=self.p_out[key])
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Labels):
+            return NotImplemented
+        return (
+            self.video == other.video
+            and np.array_equal(self.index, other.index)
+            and np.allclose(self.time_s, other.time_s)
+            and np.allclose(self.p_out, other.p_out, equal_nan=True)
+            and self.segments == other.segments
+            and self.model == other.model
+            and self.params == other.params
+            and self.extra == other.extra
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def with_segments(self, segments: Iterable[Segment], **params: Any) -> Labels:
+        """A copy with new segments and, optionally, updated params."""
+        return replace(self, segments=tuple(segments), params={**self.params, **params})
+
+    def oob_mask(self) -> npt.NDArray[np.bool_]:
+        """One boolean per frame of the video: True where the frame is out of body."""
+        return mask_from_segments(self.segments, self.video.frame_count)
+
+    @property
+    def oob_frame_count(self) -> int:
+        return sum(s.frame_count for s in self.segments)
+
+    @property
+    def oob_seconds(self) -> float:
+        return sum(s.duration_s for s in self.segments)
+
+    # JSON -----------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        doc = _LabelsDoc(
+            schema=SCHEMA,
+            video=_VideoDoc(**self.video.__dict__),
+            model=_ModelDoc(**self.model.__dict__),
+            params=self.params,
+            frames=_FramesDoc(
+                index=self.index.tolist(),
+                time_s=[round(t, 6) for t in self.time_s.tolist()],
+                p_out=[round(p, 5) for p in self.p_out.tolist()],
+            ),
+            segments=[_SegmentDoc(**s.__dict__) for s in self.segments],
+            extra=self.extra,
+        )
+        return doc.model_dump(mode="json", by_alias=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, path: Path | None = None) -> Labels:
+        try:
+            doc = _LabelsDoc.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise LabelsFormatError(f"not {SCHEMA}: {where}: {first['msg']}", path=path) from exc
+        if doc.schema_ != SCHEMA:
+            raise LabelsFormatError(f"schema {doc.schema_!r} is not {SCHEMA!r}", path=path)
+        try:
+            return cls(
+                video=VideoSummary(**doc.video.model_dump()),
+                index=np.asarray(doc.frames.index, np.int64),
+                time_s=np.asarray(doc.frames.time_s, np.float64),
+                p_out=np.asarray(doc.frames.p_out, np.float32),
+                segments=tuple(Segment(**s.model_dump()) for s in doc.segments),
+                model=ModelInfo(**doc.model.model_dump()),
+                params=dict(doc.params),
+                extra=dict(doc.extra),
+            )
+        except ValueError as exc:
+            raise LabelsFormatError(str(exc), path=path) from exc
+
+    def save(self, path: Path) -> None:
+        """Write the labels JSON atomically (temporary file, then rename)."""
+        write_text_atomic(path, json.dumps(self.to_dict(), indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> Labels:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise LabelsFormatError(f"cannot read labels: {exc.strerror}", path=path) from exc
+        except json.JSONDecodeError as exc:
+            raise LabelsFormatError(f"not JSON: {exc.msg} at line {exc.lineno}", path=path) from exc
+        if not isinstance(data, dict):
+            raise LabelsFormatError("labels JSON must be an object", path=path)
+        return cls.from_dict(data, path=Path(path))
+
+
+def mask_from_segments(segments: Iterable[Segment], frame_count: int) -> npt.NDArray[np.bool_]:
+    """One boolean per frame, True inside any segment."""
+    mask = np.zeros(frame_count, dtype=bool)
+    for s in segments:
+        mask[s.start_frame : s.end_frame] = True
+    return mask
+
+
+def segments_from_mask(
+    mask: npt.NDArray[np.bool_], frame_times: npt.NDArray[np.float64], duration_s: float
+) -> tuple[Segment, ...]:
+    """The runs of True in ``mask`` as segments timed by ``frame_times``.
+
+    A segment's ``end_s`` is the time of its first frame after the run, or the video's
+    duration when the run reaches the last frame.
+    """
+    if len(mask) != len(frame_times):
+        raise ValueError(f"mask has {len(mask)} frames, frame_times {len(frame_times)}")
+    padded = np.concatenate([[False], np.asarray(mask, bool), [False]])
+    edges = np.flatnonzero(padded[1:] != padded[:-1])
+    segments = []
+    for start, end in zip(edges[::2], edges[1::2], strict=True):
+        end_s = float(frame_times[end]) if end < len(frame_times) else float(duration_s)
+        segments.append(Segment(int(start), int(end), float(frame_times[start]), end_s))
+    return tuple(segments)
+
+
+# pydantic schema of the JSON document ---------------------------------------------------------
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _VideoDoc(_Strict):
+    duration_s: float = Field(ge=0)
+    fps: float = Field(ge=0)
+    frame_count: int = Field(ge=0)
+    width: int = Field(ge=0)
+    height: int = Field(ge=0)
+
+
+class _ModelDoc(_Strict):
+    name: str = ""
+    version: str = ""
+    sha256: str = ""
+
+
+class _FramesDoc(_Strict):
+    index: list[int]
+    time_s: list[float]
+    p_out: list[float]
+
+
+class _SegmentDoc(_Strict):
+    start_frame: int = Field(ge=0)
+    end_frame: int = Field(ge=1)
+    start_s: float
+    end_s: float
+
+
+class _LabelsDoc(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    schema_: str = Field(alias="schema")
+    video: _VideoDoc
+    model: _ModelDoc = Field(default_factory=_ModelDoc)
+    params: dict[str, Any] = Field(default_factory=dict)
+    frames: _FramesDoc
+    segments: list[_SegmentDoc]
+    extra: dict[str, Any] = Field(default_factory=dict)

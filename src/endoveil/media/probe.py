@@ -1,0 +1,167 @@
+"""What a video is: size, rate, codec, and the exact time of every frame, read by demuxing."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import numpy.typing as npt
+
+from endoveil.errors import MediaError
+
+__all__ = ["PacketInfo", "VideoInfo", "open_input", "probe"]
+
+
+@dataclass(frozen=True)
+class PacketInfo:
+    """One compressed video frame as demuxed, in decode order."""
+
+    pts: int
+    dts: int | None
+    is_keyframe: bool
+    size: int
+
+
+@dataclass(frozen=True, eq=False)
+class VideoInfo:
+    """Standard properties of a video's first video stream.
+
+    ``frame_pts`` and ``frame_times`` list every frame in presentation order: times are in
+    seconds from the stream's first frame (not from zero), read from packet timestamps, so
+    variable frame rate is exact. ``packets`` keeps the decode order for stream copy.
+    """
+
+    path: Path
+    container: str
+    codec: str
+    width: int
+    height: int
+    pix_fmt: str
+    fps: Fraction
+    time_base: Fraction
+    frame_pts: npt.NDArray[np.int64]
+    frame_times: npt.NDArray[np.float64]
+    duration_s: float
+    rotation: int
+    has_audio: bool
+    packets: tuple[PacketInfo, ...] = field(repr=False)
+
+    @property
+    def frame_count(self) -> int:
+        return len(self.frame_pts)
+
+    @property
+    def start_pts(self) -> int:
+        return int(self.frame_pts[0]) if len(self.frame_pts) else 0
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """Width and height once rotation metadata is applied."""
+        if self.rotation % 180:
+            return self.height, self.width
+        return self.width, self.height
+
+
+def open_input(path: Path | str) -> av.container.InputContainer:
+    """Open a file read-only for demuxing, with one clear error for every way that fails."""
+    path = Path(path)
+    if not path.exists():
+        raise MediaError("no such file", path=path)
+    if path.is_dir():
+        raise MediaError("is a folder, not a video file", path=path)
+    if not os.access(path, os.R_OK):
+        raise MediaError("cannot read: permission denied", path=path)
+    if path.stat().st_size == 0:
+        raise MediaError("is empty (0 bytes)", path=path)
+    try:
+        return av.open(str(path), mode="r", metadata_errors="ignore")
+    except av.FFmpegError as exc:
+        raise MediaError(f"not a video FFmpeg can read ({_reason(exc)})", path=path) from exc
+
+
+def probe(path: Path | str) -> VideoInfo:
+    """Read a video's properties and its frame timeline without decoding every frame.
+
+    Raises:
+        MediaError: the file is missing, unreadable, not a video, or has no video frames.
+    """
+    path = Path(path)
+    with open_input(path) as container:
+        if not container.streams.video:
+            raise MediaError("has no video stream", path=path)
+        stream = container.streams.video[0]
+        ctx = stream.codec_context
+        packets = _demux_packets(container, stream, path)
+        if not packets:
+            raise MediaError("has a video stream but no video frames", path=path)
+        frame_pts = np.unique(np.fromiter((p.pts for p in packets), np.int64, len(packets)))
+        time_base = Fraction(stream.time_base or Fraction(1, 90000))
+        frame_times = (frame_pts - frame_pts[0]).astype(np.float64) * float(time_base)
+        fps = _frame_rate(stream, frame_times)
+        duration_s = float(frame_times[-1] + 1 / fps) if fps else float(frame_times[-1])
+        rotation = _first_frame_rotation(path)
+        return VideoInfo(
+            path=path,
+            container=container.format.name,
+            codec=ctx.name,
+            width=ctx.width,
+            height=ctx.height,
+            pix_fmt=ctx.pix_fmt or "",
+            fps=fps,
+            time_base=time_base,
+            frame_pts=frame_pts,
+            frame_times=frame_times,
+            duration_s=duration_s,
+            rotation=rotation,
+            has_audio=bool(container.streams.audio),
+            packets=tuple(packets),
+        )
+
+
+def _demux_packets(
+    container: av.container.InputContainer, stream: av.VideoStream, path: Path
+) -> list[PacketInfo]:
+    packets: list[PacketInfo] = []
+    last_pts = None
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            pts = packet.pts if packet.pts is not None else packet.dts
+            if pts is None:
+                # No timestamp at all (raw streams): continue the previous frame's clock.
+                pts = 0 if last_pts is None else last_pts + (packet.duration or 1)
+            last_pts = pts
+            packets.append(PacketInfo(int(pts), packet.dts, bool(packet.is_keyframe), packet.size))
+    except av.FFmpegError:
+        # A truncated or corrupt tail: keep what was demuxed; the rest cannot be judged.
+        pass
+    return packets
+
+
+def _frame_rate(stream: av.VideoStream, frame_times: npt.NDArray[np.float64]) -> Fraction:
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    if rate:
+        return Fraction(rate)
+    if len(frame_times) > 1 and frame_times[-1] > 0:
+        return Fraction((len(frame_times) - 1) / frame_times[-1]).limit_denominator(1001)
+    return Fraction(0)
+
+
+def _first_frame_rotation(path: Path) -> int:
+    """Rotation (degrees, counter-clockwise) that the display matrix asks players to apply."""
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            for frame in container.decode(video=0):
+                return round(frame.rotation) % 360
+    except av.FFmpegError:
+        return 0
+    return 0
+
+
+def _reason(exc: av.FFmpegError) -> str:
+    return getattr(exc, "strerror", None) or str(exc)
