@@ -58,6 +58,12 @@ class VideoInfo:
     def start_pts(self) -> int:
         return int(self.frame_pts[0]) if len(self.frame_pts) else 0
 
+    def frame_durations(self) -> npt.NDArray[np.int64]:
+        """Each frame's display duration in time-base units (the last: the nominal rate's)."""
+        nominal = round(1 / (self.fps * self.time_base)) if self.fps else 1
+        last = np.array([max(int(nominal), 1)], np.int64)
+        return np.concatenate([np.diff(self.frame_pts), last])
+
     @property
     def display_size(self) -> tuple[int, int]:
         """Width and height once rotation metadata is applied."""

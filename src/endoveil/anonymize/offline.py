@@ -1,0 +1,247 @@
+"""The offline pipeline: a video in; labels, and optionally the anonymized video, out.
+
+Front ends (CLI, GUI, batch runner) build a `PipelineConfig` and call `run_pipeline`; none of
+them decodes, scores or renders anything itself.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+from endoveil.anonymize.exact import RenderStats, write_exact
+from endoveil.anonymize.render import ACTIONS, Action
+from endoveil.atomic import atomic_path, check_writable_target
+from endoveil.detect.classifier import Classifier
+from endoveil.detect.formats import LABEL_FORMATS, LabelsFormat, write_labels
+from endoveil.detect.labels import Labels
+from endoveil.detect.scan import Progress, scan_video
+from endoveil.detect.temporal import TemporalParams
+from endoveil.errors import LabelsFormatError, OutputError
+from endoveil.media.probe import VideoInfo, probe
+
+__all__ = ["MODES", "FileResult", "Mode", "PipelineConfig", "output_paths", "run_pipeline"]
+
+Mode = Literal["exact", "fast"]
+MODES: tuple[Mode, ...] = ("exact", "fast")
+
+StageCallback = Callable[[str], None]
+"""Called with the name of each stage as it starts: "detect", then "write"."""
+
+LABELS_SUFFIX: dict[LabelsFormat, str] = {
+    "endoveil": ".labels.json",
+    "roban": "_labels.json",
+    "oobnet-csv": ".oobnet.csv",
+}
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything a run needs besides the input, output folder and model.
+
+    Args:
+        action: how out-of-body frames are hidden.
+        mode: ``exact`` re-encodes every frame; ``fast`` stream-copies in-body GOPs.
+        threshold: operating threshold; None uses the model's.
+        margin_s: padding around each out-of-body segment.
+        smoothing_s: in-body gaps shorter than this between segments are closed.
+        sample_every: score one frame in this many; None picks about 6 per second.
+        labels_only: write labels, not the video.
+        labels_format: an extra labels format written beside the endoveil JSON.
+        labels_in: use these labels (e.g. reviewed ones) instead of running the model.
+        keep_audio: keep the sound track, muted (or cut) during out-of-body segments.
+        preset, crf: libx264 settings for re-encoded frames.
+        force: overwrite existing outputs.
+    """
+
+    action: Action = "blur"
+    mode: Mode = "exact"
+    threshold: float | None = None
+    margin_s: float = 1.0
+    smoothing_s: float = 1.0
+    sample_every: int | None = None
+    labels_only: bool = False
+    labels_format: LabelsFormat = "endoveil"
+    labels_in: Path | None = None
+    keep_audio: bool = False
+    preset: str = "superfast"
+    crf: int = 18
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        if self.action not in ACTIONS:
+            raise ValueError(f"action must be one of {ACTIONS}, got {self.action!r}")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.labels_format not in LABEL_FORMATS:
+            raise ValueError(f"labels_format must be one of {LABEL_FORMATS}")
+        if not 0 <= self.crf <= 51:
+            raise ValueError("crf must be in 0..51")
+
+    def temporal(self, classifier_threshold: float) -> TemporalParams:
+        return TemporalParams(
+            threshold=self.threshold if self.threshold is not None else classifier_threshold,
+            smoothing_s=self.smoothing_s,
+            margin_s=self.margin_s,
+        )
+
+
+@dataclass
+class FileResult:
+    """What `run_pipeline` did for one input."""
+
+    input: Path
+    labels: Labels
+    labels_paths: list[Path]
+    video_path: Path | None
+    render: RenderStats | None
+    mode: Mode | None
+    elapsed_s: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def speed_x(self) -> float:
+        """Seconds of video processed per second of wall time."""
+        return self.labels.video.duration_s / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def inbody_seconds_lost(self) -> float:
+        if self.render is None or self.labels.video.fps <= 0:
+            return 0.0
+        return self.render.inbody_frames_lost / self.labels.video.fps
+
+
+def output_paths(input_path: Path, out_dir: Path, config: PipelineConfig) -> list[Path]:
+    """The files a run writes for ``input_path``: labels first, then the video if any."""
+    stem = input_path.stem
+    paths = [out_dir / f"{stem}{LABELS_SUFFIX['endoveil']}"]
+    if config.labels_format != "endoveil":
+        paths.append(out_dir / f"{stem}{LABELS_SUFFIX[config.labels_format]}")
+    if not config.labels_only:
+        paths.append(out_dir / f"{stem}.anonymized.mp4")
+    return paths
+
+
+def run_pipeline(
+    input_path: Path,
+    out_dir: Path,
+    config: PipelineConfig,
+    classifier: Classifier | None,
+    *,
+    progress: Progress | None = None,
+    stage: StageCallback | None = None,
+) -> FileResult:
+    """Detect, then (unless labels-only) write the anonymized video; outputs are atomic.
+
+    Args:
+        input_path: the video (opened read-only, never modified).
+        out_dir: the folder outputs go to.
+        config: the run's settings.
+        classifier: the model; may be None only when ``config.labels_in`` is given.
+        progress: called with (frames done, total) within each stage.
+        stage: called with the name of each stage as it starts ("detect", "write").
+    """
+    started = time.perf_counter()
+    input_path = Path(input_path)
+    targets = output_paths(input_path, out_dir, config)
+    for target in targets:
+        if target.resolve() == input_path.resolve():
+            raise OutputError("output would overwrite the input", path=target)
+        check_writable_target(target, force=config.force)
+    info = probe(input_path)
+
+    if stage:
+        stage("detect")
+    labels = _labels_for(input_path, info, config, classifier, progress)
+
+    video_path: Path | None = None
+    render: RenderStats | None = None
+    mode: Mode | None = None
+    notes: list[str] = []
+    if not config.labels_only:
+        video_path = targets[-1]
+        if stage:
+            stage("write")
+        mode, render, notes = _write_video(info, labels, video_path, config, progress)
+        labels = replace(
+            labels, extra={**labels.extra, "output": _output_summary(mode, config, render)}
+        )
+
+    labels_paths = targets[: 2 if config.labels_format != "endoveil" else 1]
+    write_labels(labels, labels_paths[0], "endoveil")
+    if len(labels_paths) > 1:
+        write_labels(labels, labels_paths[1], config.labels_format)
+    return FileResult(
+        input=input_path,
+        labels=labels,
+        labels_paths=labels_paths,
+        video_path=video_path,
+        render=render,
+        mode=mode,
+        elapsed_s=time.perf_counter() - started,
+        notes=notes,
+    )
+
+
+def _labels_for(
+    input_path: Path,
+    info: VideoInfo,
+    config: PipelineConfig,
+    classifier: Classifier | None,
+    progress: Progress | None,
+) -> Labels:
+    if config.labels_in is not None:
+        labels = Labels.load(config.labels_in)
+        if labels.video.frame_count != info.frame_count:
+            raise LabelsFormatError(
+                f"labels are for {labels.video.frame_count} frames, "
+                f"{input_path.name} has {info.frame_count}",
+                path=config.labels_in,
+            )
+        return labels
+    if classifier is None:
+        raise ValueError("a classifier is needed unless labels_in is given")
+    return scan_video(
+        input_path,
+        classifier,
+        params=config.temporal(classifier.threshold),
+        sample_every=config.sample_every,
+        info=info,
+        progress=progress,
+    )
+
+
+def _write_video(
+    info: VideoInfo,
+    labels: Labels,
+    video_path: Path,
+    config: PipelineConfig,
+    progress: Progress | None,
+) -> tuple[Mode, RenderStats, list[str]]:
+    oob = labels.oob_mask()
+    with atomic_path(video_path) as tmp:
+        stats = write_exact(
+            info,
+            oob,
+            tmp,
+            action=config.action,
+            preset=config.preset,
+            crf=config.crf,
+            progress=progress,
+        )
+    return "exact", stats, []
+
+
+def _output_summary(mode: Mode, config: PipelineConfig, render: RenderStats) -> dict[str, object]:
+    return {
+        "mode": mode,
+        "action": config.action,
+        "frames_written": render.frames_written,
+        "frames_anonymized": render.frames_anonymized,
+        "frames_cut": render.frames_cut,
+        "inbody_frames_reencoded": render.inbody_frames_reencoded,
+        "inbody_frames_lost": render.inbody_frames_lost,
+    }

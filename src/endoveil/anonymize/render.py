@@ -1,0 +1,116 @@
+"""How an out-of-body frame is hidden: blur, pixelate or black.
+
+Renderers work on decoded PyAV frames and stay in FFmpeg (swscale), so hiding a 1080p frame
+costs about a millisecond. Every renderer keeps at most a few dozen pixels of information per
+frame: what it outputs cannot be turned back into a recognisable picture.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Literal
+
+import av
+import numpy as np
+
+__all__ = [
+    "ACTIONS",
+    "Action",
+    "Black",
+    "Blur",
+    "Pixelate",
+    "Renderer",
+    "renderer_for",
+]
+
+Action = Literal["blur", "pixelate", "black", "cut"]
+ACTIONS: tuple[Action, ...] = ("blur", "pixelate", "black", "cut")
+
+
+class Renderer(ABC):
+    """Turns a frame into its anonymized version (same size, yuv420p, same timestamp)."""
+
+    @abstractmethod
+    def render(self, frame: av.VideoFrame) -> av.VideoFrame:
+        """Return the anonymized frame; the input is not modified."""
+
+    @staticmethod
+    def _stamp(out: av.VideoFrame, like: av.VideoFrame) -> av.VideoFrame:
+        out.pts, out.time_base = like.pts, like.time_base
+        return out
+
+
+def _grid(frame: av.VideoFrame, cells: int) -> tuple[int, int]:
+    """Grid size with ``cells`` cells across the longer side."""
+    w, h = frame.width, frame.height
+    if w >= h:
+        return cells, max(1, round(cells * h / w))
+    return max(1, round(cells * w / h)), cells
+
+
+class Blur(Renderer):
+    """A blur that keeps only a ``cells``-wide grid of average colours, smoothly upscaled.
+
+    Args:
+        cells: grid cells across the longer side (default 12: far too coarse for a face,
+            a whiteboard or a screen to be recognisable or reconstructed).
+    """
+
+    def __init__(self, cells: int = 12) -> None:
+        if cells < 1:
+            raise ValueError("cells must be >= 1")
+        self.cells = cells
+
+    def render(self, frame: av.VideoFrame) -> av.VideoFrame:
+        gw, gh = _grid(frame, self.cells)
+        tiny = frame.reformat(width=gw, height=gh, format="yuv420p", interpolation="AREA")
+        out = tiny.reformat(
+            width=frame.width, height=frame.height, format="yuv420p", interpolation="BICUBIC"
+        )
+        return self._stamp(out, frame)
+
+
+class Pixelate(Renderer):
+    """Large flat blocks (ROBAN's look), ``cells`` blocks across the longer side."""
+
+    def __init__(self, cells: int = 16) -> None:
+        if cells < 1:
+            raise ValueError("cells must be >= 1")
+        self.cells = cells
+
+    def render(self, frame: av.VideoFrame) -> av.VideoFrame:
+        gw, gh = _grid(frame, self.cells)
+        tiny = frame.reformat(width=gw, height=gh, format="yuv420p", interpolation="AREA")
+        out = tiny.reformat(
+            width=frame.width, height=frame.height, format="yuv420p", interpolation="POINT"
+        )
+        return self._stamp(out, frame)
+
+
+class Black(Renderer):
+    """A black frame."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[int, int], np.ndarray] = {}
+
+    def render(self, frame: av.VideoFrame) -> av.VideoFrame:
+        key = (frame.width, frame.height)
+        if key not in self._cache:
+            planes = np.zeros((frame.height * 3 // 2, frame.width), np.uint8)
+            planes[frame.height :] = 128
+            self._cache[key] = planes
+        out = av.VideoFrame.from_ndarray(self._cache[key], format="yuv420p")
+        return self._stamp(out, frame)
+
+
+def renderer_for(action: Action) -> Renderer | None:
+    """The renderer for an action; None for ``cut`` (frames are dropped, not drawn)."""
+    if action == "blur":
+        return Blur()
+    if action == "pixelate":
+        return Pixelate()
+    if action == "black":
+        return Black()
+    if action == "cut":
+        return None
+    raise ValueError(f"unknown action {action!r}; choose one of {ACTIONS}")

@@ -1,0 +1,271 @@
+"""The ``endoveil`` command line: one sub-command per job, each a thin shell over the library.
+
+Exit codes: 0 success; 1 an input or output failed (one line per error on stderr);
+2 wrong usage; 3 ``verify`` found a leak or a lost frame, or ``inspect`` found identifying
+metadata; 130 interrupted (Ctrl-C; no partial output is left).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from endoveil import __version__
+from endoveil.anonymize.offline import MODES, FileResult, PipelineConfig, run_pipeline
+from endoveil.anonymize.render import ACTIONS
+from endoveil.anonymize.verify import verify as verify_files
+from endoveil.demo import make_demo_video
+from endoveil.detect.classifier import OnnxClassifier
+from endoveil.detect.formats import LABEL_FORMATS
+from endoveil.errors import EndoveilError
+from endoveil.media.inspect import inspect_file
+from endoveil.progress import frame_progress
+
+EXIT_ERROR, EXIT_USAGE, EXIT_FOUND, EXIT_INTERRUPTED = 1, 2, 3, 130
+
+app = typer.Typer(
+    name="endoveil",
+    help="Make surgical video safe to share: find out-of-body frames, hide them, strip metadata.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"endoveil {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+) -> None:
+    """Make surgical video safe to share."""
+
+
+@app.command()
+def anonymize(
+    inputs: Annotated[
+        list[Path] | None, typer.Argument(help="Videos to anonymize.", show_default=False)
+    ] = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output folder.")] = Path("out"),
+    action: Annotated[
+        str, typer.Option(help=f"How OOB frames are hidden: {', '.join(ACTIONS)}.")
+    ] = "blur",
+    mode: Annotated[
+        str,
+        typer.Option(help="exact: re-encode every frame; fast: stream-copy in-body GOPs."),
+    ] = "exact",
+    threshold: Annotated[
+        float | None, typer.Option(help="p(out of body) threshold [default: the model's].")
+    ] = None,
+    margin: Annotated[
+        float, typer.Option(help="Seconds hidden before and after each OOB segment.")
+    ] = 1.0,
+    smoothing: Annotated[
+        float,
+        typer.Option(help="In-body gaps shorter than this (s) between OOB segments are hidden."),
+    ] = 1.0,
+    sample_every: Annotated[
+        int | None,
+        typer.Option(help="Score every N-th frame [default: about 6 frames per second].", min=1),
+    ] = None,
+    labels_only: Annotated[bool, typer.Option(help="Write labels only, no video.")] = False,
+    labels_format: Annotated[
+        str, typer.Option(help=f"Also write labels as: {', '.join(LABEL_FORMATS)}.")
+    ] = "endoveil",
+    labels: Annotated[
+        Path | None,
+        typer.Option(help="Use these (reviewed) labels instead of running the model."),
+    ] = None,
+    keep_audio: Annotated[
+        bool, typer.Option(help="Keep the sound, muted during OOB segments (default: dropped).")
+    ] = False,
+    preset: Annotated[
+        str, typer.Option(help="libx264 preset for re-encoded frames.")
+    ] = "superfast",
+    crf: Annotated[
+        int, typer.Option(help="libx264 quality (lower is better).", min=0, max=51)
+    ] = 18,
+    model: Annotated[
+        Path | None, typer.Option(help="ONNX model [default: the embedded model].")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite existing outputs.")] = False,
+    demo: Annotated[
+        bool, typer.Option(help="Run on a generated demo video (used when no input is given).")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bars.")] = False,
+) -> None:
+    """Detect out-of-body frames; write labels JSON and the anonymized video per input."""
+    if action not in ACTIONS:
+        _fail(f"--action must be one of {', '.join(ACTIONS)}", EXIT_USAGE)
+    if mode not in MODES:
+        _fail(f"--mode must be one of {', '.join(MODES)}", EXIT_USAGE)
+    if labels_format not in LABEL_FORMATS:
+        _fail(f"--labels-format must be one of {', '.join(LABEL_FORMATS)}", EXIT_USAGE)
+    if threshold is not None and not 0 < threshold <= 1:
+        _fail("--threshold must be in (0, 1]", EXIT_USAGE)
+    if margin < 0 or smoothing < 0:
+        _fail("--margin and --smoothing must be >= 0", EXIT_USAGE)
+    if labels is not None and inputs and len(inputs) > 1:
+        _fail("--labels applies to a single input", EXIT_USAGE)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _fail(f"{output}: cannot create output folder: {exc.strerror}")
+    config = PipelineConfig(
+        action=action,  # type: ignore[arg-type]
+        mode=mode,  # type: ignore[arg-type]
+        threshold=threshold,
+        margin_s=margin,
+        smoothing_s=smoothing,
+        sample_every=sample_every,
+        labels_only=labels_only,
+        labels_format=labels_format,  # type: ignore[arg-type]
+        labels_in=labels,
+        keep_audio=keep_audio,
+        preset=preset,
+        crf=crf,
+        force=force,
+    )
+    try:
+        if not inputs:
+            out.print("No input given: running on a generated demo video.")
+            inputs = [make_demo_video(output)]
+        classifier = None if labels is not None else OnnxClassifier(model)
+    except EndoveilError as exc:
+        _fail(str(exc))
+    failures = 0
+    for path in inputs:
+        try:
+            with frame_progress(err, enabled=not quiet) as bars:
+                result = run_pipeline(
+                    path,
+                    output,
+                    config,
+                    classifier,
+                    progress=bars.update,
+                    stage=lambda name, p=path: bars.start(f"{name:6} {p.name}"),
+                )
+                bars.finish()
+            _print_summary(result)
+        except EndoveilError as exc:
+            failures += 1
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        except KeyboardInterrupt:
+            _fail("interrupted; no partial output was kept", EXIT_INTERRUPTED)
+    if failures:
+        raise typer.Exit(EXIT_ERROR)
+
+
+def _print_summary(result: FileResult) -> None:
+    labels = result.labels
+    table = Table(title=result.input.name, show_header=False, title_justify="left")
+    table.add_row("OOB segments", str(len(labels.segments)))
+    for seg in labels.segments[:10]:
+        table.add_row("", f"{seg.start_s:8.2f} s – {seg.end_s:8.2f} s  ({seg.frame_count} frames)")
+    if len(labels.segments) > 10:
+        table.add_row("", f"… and {len(labels.segments) - 10} more")
+    table.add_row(
+        "seconds anonymized", f"{labels.oob_seconds:.2f} of {labels.video.duration_s:.2f}"
+    )
+    if result.render is not None:
+        table.add_row("mode / action", f"{result.mode} / {labels.extra['output']['action']}")
+        table.add_row("in-body frames re-encoded", str(result.render.inbody_frames_reencoded))
+        table.add_row("in-body seconds lost", f"{result.inbody_seconds_lost:.2f}")
+    table.add_row("speed", f"{result.speed_x:.1f}× realtime ({result.elapsed_s:.1f} s)")
+    for path in [*result.labels_paths, *([result.video_path] if result.video_path else [])]:
+        table.add_row("wrote", str(path))
+    for note in result.notes:
+        table.add_row("note", note)
+    out.print(table)
+
+
+@app.command()
+def verify(
+    original: Annotated[Path, typer.Argument(help="The original video.")],
+    anonymized: Annotated[Path, typer.Argument(help="The anonymized video.")],
+    labels: Annotated[Path, typer.Argument(help="The labels JSON used to anonymize it.")],
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Re-decode an anonymized video: every OOB frame hidden, every in-body frame intact?"""
+    try:
+        with frame_progress(err, enabled=not quiet) as bars:
+            bars.start(f"verify {anonymized.name}")
+            report = verify_files(original, anonymized, labels, progress=bars.update)
+            bars.finish()
+    except EndoveilError as exc:
+        _fail(str(exc))
+    for finding in report.findings:
+        out.print(f"  {finding}", highlight=False)
+    for problem in report.problems:
+        out.print(f"  [red]✗[/] {problem}", highlight=False)
+    if report.problem_count > len(report.problems):
+        out.print(f"  … and {report.problem_count - len(report.problems)} more")
+    kind = "cut" if report.cut else "in place"
+    if report.ok:
+        out.print(
+            f"[green]OK[/] {anonymized}: {report.frames_checked} frames checked, "
+            f"{report.oob_frames} out-of-body frames hidden ({kind})"
+        )
+        return
+    _fail(f"{anonymized}: verification failed ({report.problem_count} problem(s))", EXIT_FOUND)
+
+
+@app.command()
+def inspect(
+    files: Annotated[list[Path], typer.Argument(help="Media files to inspect.")],
+) -> None:
+    """List whatever in a file could identify someone or something (tags, SEI, streams...)."""
+    found = failed = False
+    for path in files:
+        try:
+            findings = inspect_file(path)
+        except EndoveilError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            failed = True
+            continue
+        identifying = [f for f in findings if f.severity == "identifying"]
+        found |= bool(identifying)
+        status = "[red]identifying metadata[/]" if identifying else "[green]clean[/]"
+        out.print(f"{path}: {status}", highlight=False)
+        for finding in findings:
+            out.print(f"  {finding}", highlight=False)
+    if failed:
+        raise typer.Exit(EXIT_ERROR)
+    if found:
+        raise typer.Exit(EXIT_FOUND)
+
+
+def _register_extras() -> None:
+    from endoveil import cli_train
+
+    cli_train.register(app)
+
+
+def main() -> None:
+    """Console entry point."""
+    with contextlib.suppress(ImportError):  # the train extra's commands are optional
+        _register_extras()
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("[bold red]error:[/] interrupted")
+        sys.exit(EXIT_INTERRUPTED)

@@ -1,0 +1,122 @@
+"""Score a video with a classifier and post-process the scores into out-of-body segments."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from endoveil.detect.classifier import Classifier
+from endoveil.detect.labels import Labels, VideoSummary
+from endoveil.detect.temporal import TemporalParams, postprocess
+from endoveil.media.probe import VideoInfo, probe
+from endoveil.media.reader import FrameReader
+
+__all__ = ["SCORES_PER_SECOND", "Progress", "auto_sample_every", "scan_video", "summarize"]
+
+# Scoring about 6 frames per second catches any out-of-body moment longer than a sixth of a
+# second; the safer-neighbour fill and the margin cover the frames in between.
+SCORES_PER_SECOND = 6
+BATCH_SIZE = 32
+
+Progress = Callable[[int, int], None]
+"""Called with (frames done, frames in total)."""
+
+
+def auto_sample_every(fps: float) -> int:
+    """How many frames apart to score so that about `SCORES_PER_SECOND` frames are scored."""
+    return max(1, round(fps / SCORES_PER_SECOND)) if fps > 0 else 1
+
+
+def summarize(info: VideoInfo) -> VideoSummary:
+    """The part of `VideoInfo` that labels keep (display size: rotation applied)."""
+    width, height = info.display_size
+    return VideoSummary(
+        duration_s=round(info.duration_s, 6),
+        fps=round(float(info.fps), 6),
+        frame_count=info.frame_count,
+        width=width,
+        height=height,
+    )
+
+
+def scan_video(
+    path: Path | str,
+    classifier: Classifier,
+    *,
+    params: TemporalParams | None = None,
+    sample_every: int | None = None,
+    info: VideoInfo | None = None,
+    progress: Progress | None = None,
+) -> Labels:
+    """Score every ``sample_every``-th frame of a video and derive its out-of-body segments.
+
+    Frames that cannot be decoded count as out of body (p_out = 1): a stretch that cannot be
+    judged is hidden.
+
+    Args:
+        path: the video.
+        classifier: the model.
+        params: post-processing; defaults use the classifier's threshold.
+        sample_every: score one frame in this many; None picks `auto_sample_every`.
+        info: the video's `probe` result, if already known.
+        progress: called as frames are decoded.
+
+    Returns:
+        Labels with the scored frames and the final segments.
+    """
+    info = info or probe(path)
+    params = params or TemporalParams(threshold=classifier.threshold)
+    every = sample_every or auto_sample_every(float(info.fps))
+    if every < 1:
+        raise ValueError("sample_every must be >= 1")
+
+    index: list[int] = []
+    p_out: list[float] = []
+    batch_index: list[int] = []
+    batch_images: list[np.ndarray] = []
+
+    def flush() -> None:
+        if batch_images:
+            scores = classifier.score(np.stack(batch_images))
+            index.extend(batch_index)
+            p_out.extend(scores.tolist())
+            batch_index.clear()
+            batch_images.clear()
+
+    with FrameReader(
+        path,
+        info,
+        model_size=classifier.input_size,
+        want_model_image=lambda i: i % every == 0,
+    ) as reader:
+        for frame in reader:
+            if frame.model_image is not None:
+                batch_index.append(frame.index)
+                batch_images.append(frame.model_image)
+                if len(batch_images) >= BATCH_SIZE:
+                    flush()
+            elif not frame.decoded:
+                flush()
+                index.append(frame.index)
+                p_out.append(1.0)
+            if progress:
+                progress(frame.index + 1, info.frame_count)
+        flush()
+        undecodable = reader.undecodable
+
+    order = np.argsort(index, kind="stable")
+    idx = np.asarray(index, np.int64)[order]
+    scores = np.asarray(p_out, np.float32)[order]
+    segments = postprocess(idx, scores, info.frame_times, info.duration_s, params)
+    return Labels(
+        video=summarize(info),
+        index=idx,
+        time_s=info.frame_times[idx] if len(idx) else np.empty(0),
+        p_out=scores,
+        segments=segments,
+        model=classifier.info,
+        params={**params.as_dict(), "sample_every": every},
+        extra={"undecodable_frames": undecodable} if undecodable else {},
+    )

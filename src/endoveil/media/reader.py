@@ -1,0 +1,184 @@
+"""Decoded frames, in presentation order, each with its exact index and time.
+
+`FrameReader` yields one `Frame` for every frame of the video's timeline (as `probe` lists
+it), in order. A frame that cannot be decoded (corrupt or truncated stream) is still yielded,
+with ``video_frame`` None, so that callers can treat it as out of body instead of losing track.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import av
+import numpy as np
+import numpy.typing as npt
+
+from endoveil.errors import MediaError
+from endoveil.media.probe import VideoInfo, open_input, probe
+
+__all__ = ["Frame", "FrameReader", "iter_frames", "to_model_image", "upright"]
+
+
+@dataclass
+class Frame:
+    """One frame of the timeline.
+
+    Attributes:
+        index: position in presentation order, from 0.
+        pts: presentation timestamp in the stream's time base.
+        time_s: seconds from the stream's first frame.
+        video_frame: the decoded frame, or None if it could not be decoded.
+        model_image: the frame resized for the model (uint8 RGB S×S), when requested.
+    """
+
+    index: int
+    pts: int
+    time_s: float
+    video_frame: av.VideoFrame | None
+    model_image: npt.NDArray[np.uint8] | None = None
+
+    @property
+    def decoded(self) -> bool:
+        return self.video_frame is not None
+
+
+def to_model_image(frame: av.VideoFrame, size: int) -> npt.NDArray[np.uint8]:
+    """Resize a whole frame to size×size RGB in FFmpeg (area filter), upright."""
+    small = frame.reformat(width=size, height=size, format="rgb24", interpolation="AREA")
+    image = small.to_ndarray()
+    turns = _quarter_turns(frame)
+    return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
+
+
+def upright(frame: av.VideoFrame) -> av.VideoFrame:
+    """The frame as players show it: display-matrix rotation applied, in 8-bit yuv420p with
+    even dimensions (odd sizes lose their last row or column: yuv420p needs even sizes)."""
+    turns = _quarter_turns(frame)
+    even = frame.width % 2 == 0 and frame.height % 2 == 0
+    if not turns and even and frame.format.name == "yuv420p":
+        return frame
+    if not turns and even:
+        out = frame.reformat(format="yuv420p")
+    else:
+        rgb = frame.to_ndarray(format="rgb24")
+        if turns:
+            rgb = np.rot90(rgb, turns)
+        h, w = rgb.shape[0] & ~1, rgb.shape[1] & ~1
+        out = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[:h, :w]), format="rgb24")
+        out = out.reformat(format="yuv420p")
+    out.pts, out.time_base = frame.pts, frame.time_base
+    return out
+
+
+def _quarter_turns(frame: av.VideoFrame) -> int:
+    """np.rot90 turns (counter-clockwise) that show the frame upright."""
+    return (round(frame.rotation) // 90) % 4
+
+
+class FrameReader:
+    """Decode a video's frames in presentation order; a context manager.
+
+    Args:
+        path: the video.
+        info: its `probe` result, if already known.
+        model_size: also give each wanted frame a ``model_image`` of this size.
+        want_model_image: which frame indices need a ``model_image`` (default: all).
+        threads: let FFmpeg decode with frame/slice threads.
+
+    The reader owns the container and closes it on exit.
+
+    Example:
+        >>> with FrameReader("clip.mp4") as reader:  # doctest: +SKIP
+        ...     for frame in reader:
+        ...         print(frame.index, frame.time_s, frame.decoded)
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        info: VideoInfo | None = None,
+        *,
+        model_size: int | None = None,
+        want_model_image: Callable[[int], bool] | None = None,
+        threads: bool = True,
+    ) -> None:
+        self.path = Path(path)
+        self.info = info or probe(self.path)
+        self.model_size = model_size
+        self.want_model_image = want_model_image or (lambda _i: True)
+        self._container = open_input(self.path)
+        self._stream = self._container.streams.video[0]
+        if threads:
+            self._stream.thread_type = "AUTO"
+        self.undecodable = 0
+
+    def __enter__(self) -> FrameReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __iter__(self) -> Iterator[Frame]:
+        info = self.info
+        next_index = 0
+        for video_frame in self._decode():
+            pts = video_frame.pts if video_frame.pts is not None else video_frame.dts
+            if pts is None:
+                continue
+            index = int(np.searchsorted(info.frame_pts, pts))
+            if index >= info.frame_count or info.frame_pts[index] != pts or index < next_index:
+                continue  # a frame outside the demuxed timeline (duplicate or stray pts)
+            yield from self._missing(next_index, index)
+            yield self._frame(index, video_frame)
+            next_index = index + 1
+        yield from self._missing(next_index, info.frame_count)
+
+    def _decode(self) -> Iterator[av.VideoFrame]:
+        container, stream = self._container, self._stream
+        try:
+            packets = container.demux(stream)
+            for packet in packets:
+                try:
+                    yield from packet.decode()
+                except av.error.InvalidDataError:
+                    continue  # a corrupt packet: its frame is reported as undecodable
+        except av.FFmpegError as exc:
+            if not isinstance(exc, av.error.EOFError | av.error.InvalidDataError):
+                raise MediaError(f"cannot decode: {exc}", path=self.path) from exc
+        try:
+            yield from stream.codec_context.decode(None)
+        except av.FFmpegError:
+            return
+
+    def _missing(self, start: int, end: int) -> Iterator[Frame]:
+        for index in range(start, end):
+            self.undecodable += 1
+            yield Frame(index, int(self.info.frame_pts[index]), self._time(index), None)
+
+    def _frame(self, index: int, video_frame: av.VideoFrame) -> Frame:
+        model_image = None
+        if self.model_size and self.want_model_image(index):
+            model_image = to_model_image(video_frame, self.model_size)
+        return Frame(
+            index, int(self.info.frame_pts[index]), self._time(index), video_frame, model_image
+        )
+
+    def _time(self, index: int) -> float:
+        return float(self.info.frame_times[index])
+
+
+def iter_frames(path: Path | str, **kwargs: object) -> Iterator[Frame]:
+    """Iterate over a video's frames; see `FrameReader` for the options."""
+    with FrameReader(path, **kwargs) as reader:  # type: ignore[arg-type]
+        yield from reader

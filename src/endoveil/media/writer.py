@@ -1,0 +1,122 @@
+"""Encode frames to an H.264 MP4 with nothing in it but the pictures (and, if asked, sound).
+
+Metadata is stripped at the source: the muxer runs bit-exact (no encoder tag, no creation
+time), no tag is copied from the input, and SEI NAL units (x264 writes its version and
+settings there; cameras write user data) are removed from every packet by FFmpeg's
+``filter_units`` bitstream filter.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import av
+
+from endoveil.errors import OutputError
+
+__all__ = ["MUXER_OPTIONS", "SEI_FILTER", "VideoWriter", "sei_filter"]
+
+# Bit-exact muxing leaves out the "encoder" tag and creation/modification times; faststart puts
+# the index first so the file streams.
+MUXER_OPTIONS = {"movflags": "+faststart", "fflags": "+bitexact"}
+SEI_FILTER = {"h264": "filter_units=remove_types=6", "hevc": "filter_units=remove_types=39|40"}
+
+
+def sei_filter(stream: av.VideoStream) -> av.BitStreamFilterContext | None:
+    """A bitstream filter dropping SEI NAL units from ``stream``'s packets, where it has them."""
+    spec = SEI_FILTER.get(stream.codec_context.codec.canonical_name)
+    return av.BitStreamFilterContext(spec, stream) if spec else None
+
+
+class VideoWriter:
+    """libx264 / yuv420p / MP4 writer keeping the caller's timestamps (variable rate kept).
+
+    Args:
+        path: where to write (normally a temporary path; see `endoveil.atomic.atomic_path`).
+        width, height: frame size (even).
+        time_base: time base of the frames' ``pts``.
+        fps: nominal rate, used only for rate control and GOP length.
+        preset, crf: libx264 speed preset and quality.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        width: int,
+        height: int,
+        time_base: Fraction,
+        fps: Fraction,
+        preset: str = "superfast",
+        crf: int = 18,
+    ) -> None:
+        self.path = Path(path)
+        try:
+            self._container = av.open(
+                str(self.path), mode="w", format="mp4", options=dict(MUXER_OPTIONS)
+            )
+        except av.FFmpegError as exc:
+            raise OutputError(f"cannot create output: {exc}", path=self.path) from exc
+        stream = self._container.add_stream("libx264", rate=fps or Fraction(30))
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = time_base
+        stream.codec_context.time_base = time_base
+        stream.codec_context.flags |= av.codec.context.Flags.bitexact
+        stream.options = {"preset": preset, "crf": str(crf)}
+        self.stream = stream
+        try:
+            # Opening the encoder now gives the stream its parameters (extradata), which the
+            # SEI filter needs to parse length-prefixed packets.
+            self._container.start_encoding()
+        except av.FFmpegError as exc:
+            self._container.close()
+            raise OutputError(f"cannot start encoding: {exc}", path=self.path) from exc
+        self._bsf = sei_filter(stream)
+        self.frames_written = 0
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._container.close()
+
+    def write(self, frame: av.VideoFrame) -> None:
+        """Encode one frame; its ``pts`` is in ``time_base`` and must increase."""
+        frame.time_base = self.stream.time_base
+        self._mux(self.stream.encode(frame))
+        self.frames_written += 1
+
+    def close(self) -> None:
+        """Flush the encoder and finish the file."""
+        self._mux(self.stream.encode(None))
+        if self._bsf is not None:
+            self._mux_raw(self._bsf.filter(None))
+        try:
+            self._container.close()
+        except av.FFmpegError as exc:
+            raise OutputError(f"cannot finish output: {exc}", path=self.path) from exc
+
+    def _mux(self, packets: list[av.Packet]) -> None:
+        out: list[av.Packet] = []
+        for packet in packets:
+            out.extend(self._bsf.filter(packet) if self._bsf else [packet])
+        self._mux_raw(out)
+
+    def _mux_raw(self, packets: list[av.Packet]) -> None:
+        for packet in packets:
+            packet.stream = self.stream
+            try:
+                self._container.mux(packet)
+            except av.FFmpegError as exc:
+                raise OutputError(f"cannot write: {exc}", path=self.path) from exc
