@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from endoveil.anonymize.exact import RenderStats, write_exact
+from endoveil.anonymize.fast import write_fast
 from endoveil.anonymize.render import ACTIONS, Action
 from endoveil.atomic import atomic_path, check_writable_target
 from endoveil.detect.classifier import Classifier
@@ -22,6 +23,7 @@ from endoveil.detect.scan import Progress, scan_video
 from endoveil.detect.temporal import TemporalParams
 from endoveil.errors import LabelsFormatError, OutputError
 from endoveil.media.probe import VideoInfo, probe
+from endoveil.media.remux import fast_mode_blocker
 
 __all__ = ["MODES", "FileResult", "Mode", "PipelineConfig", "output_paths", "run_pipeline"]
 
@@ -161,7 +163,9 @@ def run_pipeline(
     render: RenderStats | None = None
     mode: Mode | None = None
     notes: list[str] = []
-    if not config.labels_only:
+    if not config.labels_only and config.action == "cut" and labels.oob_mask().all():
+        notes.append("every frame is out of body: nothing is left after cut, no video written")
+    elif not config.labels_only:
         video_path = targets[-1]
         if stage:
             stage("write")
@@ -221,18 +225,36 @@ def _write_video(
     config: PipelineConfig,
     progress: Progress | None,
 ) -> tuple[Mode, RenderStats, list[str]]:
-    oob = labels.oob_mask()
+    hide = labels.oob_mask()
+    notes: list[str] = []
     with atomic_path(video_path) as tmp:
+        if config.mode == "fast":
+            blocker = fast_mode_blocker(info)
+            stats = None
+            if blocker is None:
+                stats = write_fast(
+                    info,
+                    hide,
+                    tmp,
+                    action=config.action,
+                    preset=config.preset,
+                    crf=config.crf,
+                    progress=progress,
+                )
+                blocker = "its GOP structure interleaves frames across keyframes"
+            if stats is not None:
+                return "fast", stats, notes
+            notes.append(f"fast mode not possible ({blocker}): used exact mode")
         stats = write_exact(
             info,
-            oob,
+            hide,
             tmp,
             action=config.action,
             preset=config.preset,
             crf=config.crf,
             progress=progress,
         )
-    return "exact", stats, []
+    return "exact", stats, notes
 
 
 def _output_summary(mode: Mode, config: PipelineConfig, render: RenderStats) -> dict[str, object]:

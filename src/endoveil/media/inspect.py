@@ -15,9 +15,10 @@ from typing import Literal
 
 import av
 
+from endoveil.media.nal import iter_nal_types, length_size_of
 from endoveil.media.probe import open_input
 
-__all__ = ["Finding", "inspect_file", "iter_nal_types"]
+__all__ = ["Finding", "inspect_file"]
 
 # Tags every MP4 muxer writes and that say nothing about a person, machine or place.
 TECHNICAL_CONTAINER_TAGS = {"major_brand", "minor_version", "compatible_brands"}
@@ -81,7 +82,7 @@ def _sei_findings(container: av.container.InputContainer) -> Iterator[Finding]:
         codec = stream.codec_context.codec.canonical_name
         if codec not in SEI_TYPES:
             continue
-        length_size = _nal_length_size(stream.codec_context.extradata, codec)
+        length_size = length_size_of(stream.codec_context.extradata, codec)
         counts: Counter[int] = Counter()
         container.seek(0)
         for n, packet in enumerate(container.demux(stream)):
@@ -104,39 +105,6 @@ def _sei_findings(container: av.container.InputContainer) -> Iterator[Finding]:
                 f"stream {stream.index} (video)",
                 f"{total} SEI NAL unit(s) (user data, encoder settings)",
             )
-
-
-def _nal_length_size(extradata: bytes | None, codec: str) -> int | None:
-    """NAL length-prefix size of MP4-style packets, or None for Annex B start codes."""
-    if not extradata or extradata[:3] in (b"\x00\x00\x01",) or extradata[:4] == b"\0\0\0\1":
-        return None
-    if codec == "h264" and extradata[0] == 1 and len(extradata) > 4:
-        return (extradata[4] & 3) + 1
-    if codec == "hevc" and len(extradata) > 21:
-        return (extradata[21] & 3) + 1
-    return None
-
-
-def iter_nal_types(data: bytes, codec: str, length_size: int | None) -> Iterator[int]:
-    """NAL unit types in one packet (length-prefixed or Annex B)."""
-    if length_size:
-        pos = 0
-        while pos + length_size <= len(data):
-            size = int.from_bytes(data[pos : pos + length_size], "big")
-            pos += length_size
-            if size <= 0 or pos + size > len(data):
-                return
-            yield _nal_type(data[pos], codec)
-            pos += size
-        return
-    start = data.find(b"\x00\x00\x01")
-    while start != -1 and start + 3 < len(data):
-        yield _nal_type(data[start + 3], codec)
-        start = data.find(b"\x00\x00\x01", start + 3)
-
-
-def _nal_type(header: int, codec: str) -> int:
-    return (header >> 1) & 0x3F if codec == "hevc" else header & 0x1F
 
 
 def _short(value: str, limit: int = 80) -> str:

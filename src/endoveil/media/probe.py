@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from endoveil.errors import MediaError
+from endoveil.media.nal import H264_IDR, iter_nal_types, length_size_of
 
 __all__ = ["PacketInfo", "VideoInfo", "open_input", "probe"]
 
@@ -24,6 +25,8 @@ class PacketInfo:
     dts: int | None
     is_keyframe: bool
     size: int
+    is_idr: bool = False
+    """For H.264: the packet holds an IDR picture (nothing after it refers to anything before)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,6 +52,7 @@ class VideoInfo:
     rotation: int
     has_audio: bool
     packets: tuple[PacketInfo, ...] = field(repr=False)
+    extradata: bytes | None = field(default=None, repr=False)
 
     @property
     def frame_count(self) -> int:
@@ -125,6 +129,7 @@ def probe(path: Path | str) -> VideoInfo:
             rotation=rotation,
             has_audio=bool(container.streams.audio),
             packets=tuple(packets),
+            extradata=ctx.extradata,
         )
 
 
@@ -133,6 +138,8 @@ def _demux_packets(
 ) -> list[PacketInfo]:
     packets: list[PacketInfo] = []
     last_pts = None
+    codec = stream.codec_context.codec.canonical_name
+    length_size = length_size_of(stream.codec_context.extradata, codec)
     try:
         for packet in container.demux(stream):
             if packet.size == 0:
@@ -142,11 +149,18 @@ def _demux_packets(
                 # No timestamp at all (raw streams): continue the previous frame's clock.
                 pts = 0 if last_pts is None else last_pts + (packet.duration or 1)
             last_pts = pts
-            packets.append(PacketInfo(int(pts), packet.dts, bool(packet.is_keyframe), packet.size))
+            idr = bool(packet.is_keyframe) and codec == "h264" and _has_idr(packet, length_size)
+            packets.append(
+                PacketInfo(int(pts), packet.dts, bool(packet.is_keyframe), packet.size, idr)
+            )
     except av.FFmpegError:
         # A truncated or corrupt tail: keep what was demuxed; the rest cannot be judged.
         pass
     return packets
+
+
+def _has_idr(packet: av.Packet, length_size: int | None) -> bool:
+    return H264_IDR in iter_nal_types(bytes(packet), "h264", length_size)
 
 
 def _frame_rate(stream: av.VideoStream, frame_times: npt.NDArray[np.float64]) -> Fraction:

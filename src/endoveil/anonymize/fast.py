@@ -1,0 +1,271 @@
+"""Fast mode: in-body GOPs are stream-copied bit for bit; only GOPs that show an out-of-body
+frame are decoded, rendered (or cut) and re-encoded.
+
+Copied packets lose their SEI units (user data, encoder strings); re-encoded packets are
+framed like the source's (length-prefixed NAL units) and carry their own SPS/PPS; the source's
+parameter sets are put back in front of the first copied packet after a re-encoded stretch, so any
+decoder switches cleanly at every boundary. Timestamps are rebuilt for the whole output at
+once (`assign_dts`), which keeps B-frame reordering valid across joins and makes ``cut``
+continuous.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import numpy.typing as npt
+
+from endoveil.anonymize.exact import RenderStats
+from endoveil.anonymize.render import Action, Black, renderer_for
+from endoveil.detect.scan import Progress
+from endoveil.errors import MediaError, OutputError
+from endoveil.media.nal import (
+    H264_AUD,
+    H264_SEI,
+    length_size_of,
+    parameter_sets,
+    reframe,
+)
+from endoveil.media.probe import VideoInfo, open_input
+from endoveil.media.reader import upright
+from endoveil.media.remux import Region, assign_dts, plan_regions
+from endoveil.media.writer import MUXER_OPTIONS
+
+__all__ = ["write_fast"]
+
+DROPPED_NALS = frozenset({H264_SEI, H264_AUD})
+
+
+def write_fast(
+    info: VideoInfo,
+    hide: npt.NDArray[np.bool_],
+    out_path: Path,
+    *,
+    action: Action,
+    preset: str,
+    crf: int,
+    progress: Progress | None = None,
+) -> RenderStats | None:
+    """Write ``out_path`` copying in-body GOPs; None if this video's GOPs do not allow it.
+
+    Args:
+        info: the source (H.264 in MP4/MOV/MKV; see `fast_mode_blocker`).
+        hide: one boolean per frame, True to anonymize (or drop, for ``cut``).
+        out_path: the output file (the caller makes it atomic).
+        action, preset, crf: as for exact mode.
+        progress: called with (frames done, total).
+    """
+    regions = plan_regions(info, hide)
+    if regions is None:
+        return None
+    cut = action == "cut"
+    durations = info.frame_durations()
+    removed_before = np.concatenate([[0], np.cumsum(durations * (hide & cut))[:-1]])
+    out_pts = info.frame_pts - info.start_pts - removed_before
+    keep = ~hide if cut else np.ones(len(hide), bool)
+
+    packet_frames = np.searchsorted(info.frame_pts, [p.pts for p in info.packets])
+    decode_order_pts: list[int] = []
+    for region in regions:
+        if region.copy:
+            decode_order_pts.extend(out_pts[packet_frames[region.packets]].tolist())
+        else:
+            decode_order_pts.extend(out_pts[region.frames[keep[region.frames]]].tolist())
+    step = int(np.min(durations)) if len(durations) else 1
+    dts = iter(assign_dts(np.asarray(decode_order_pts, np.int64), step).tolist())
+
+    job = _FastJob(info, out_path, action, preset, crf, progress)
+    with job:
+        for n, region in enumerate(regions):
+            if region.copy:
+                job.copy(region, out_pts[packet_frames], dts, first=n == 0)
+            else:
+                job.encode(region, out_pts, dts, hide, keep)
+    reencoded_inbody = sum(int(np.count_nonzero(~hide[r.frames])) for r in regions if not r.copy)
+    return RenderStats(
+        frames_written=job.written,
+        frames_anonymized=0 if cut else int(hide.sum()),
+        frames_cut=int(hide.sum()) if cut else 0,
+        inbody_frames_reencoded=reencoded_inbody,
+        inbody_frames_lost=job.lost,
+    )
+
+
+class _FastJob:
+    """The open files of one fast-mode run: packet source, frame source, encoder, output."""
+
+    def __init__(
+        self,
+        info: VideoInfo,
+        out_path: Path,
+        action: Action,
+        preset: str,
+        crf: int,
+        progress: Progress | None,
+    ) -> None:
+        self.info = info
+        self.out_path = out_path
+        self.renderer = renderer_for(action)
+        self.black = Black()
+        self.preset, self.crf = preset, crf
+        self.progress = progress
+        self.length_size = length_size_of(info.extradata, "h264") or 4
+        self.parameter_sets = parameter_sets(info.extradata or b"", self.length_size)
+        self.written = self.lost = self.done = 0
+
+    def __enter__(self) -> _FastJob:
+        self._packets_in = open_input(self.info.path)
+        self._frames_in = open_input(self.info.path)
+        src = self._packets_in.streams.video[0]
+        self._demux: Iterator[av.Packet] = (p for p in self._packets_in.demux(src) if p.size > 0)
+        try:
+            self._out = av.open(str(self.out_path), "w", format="mp4", options=dict(MUXER_OPTIONS))
+        except av.FFmpegError as exc:
+            raise OutputError(f"cannot create output: {exc}", path=self.out_path) from exc
+        self._stream = self._out.add_stream_from_template(src)
+        self._stream.metadata.clear()
+        self._stream.time_base = self.info.time_base
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        try:
+            if exc_type is None:
+                self._out.close()
+        except av.FFmpegError as exc:
+            raise OutputError(f"cannot finish output: {exc}", path=self.out_path) from exc
+        finally:
+            if exc_type is not None:
+                self._out.close()
+            self._packets_in.close()
+            self._frames_in.close()
+
+    # stream copy -----------------------------------------------------------------------------
+    def copy(
+        self,
+        region: Region,
+        packet_pts: npt.NDArray[np.int64],
+        dts: Iterator[int],
+        *,
+        first: bool,
+    ) -> None:
+        """Copy the region's packets (``packet_pts``: output pts of every source packet)."""
+        size = self.length_size
+        for index in region.packets:
+            packet = self._next_packet()
+            data = reframe(bytes(packet), size, source_length_size=size, drop=DROPPED_NALS)
+            if index == region.packets.start and not first:
+                data = self.parameter_sets + data
+            keyframe = self.info.packets[index].is_keyframe
+            self._mux(data, int(packet_pts[index]), next(dts), keyframe)
+            self._advance()
+
+    def _next_packet(self) -> av.Packet:
+        try:
+            return next(self._demux)
+        except (StopIteration, av.FFmpegError) as exc:
+            raise MediaError("the video ended early while copying", path=self.info.path) from exc
+
+    # re-encode ---------------------------------------------------------------------------------
+    def encode(
+        self,
+        region: Region,
+        out_pts: npt.NDArray[np.int64],
+        dts: Iterator[int],
+        hide: npt.NDArray[np.bool_],
+        keep: npt.NDArray[np.bool_],
+    ) -> None:
+        for _ in region.packets:
+            self._next_packet()  # the packet source skips what is re-encoded
+        wanted = region.frames[keep[region.frames]]
+        if len(wanted) == 0:
+            self.done += len(region.frames)
+            return
+        encoder = self._encoder()
+        decoded = self._decode_region(region)
+        for index in wanted.tolist():
+            frame = decoded.get(index)
+            if frame is None:
+                self.lost += not hide[index]
+                frame = self.black.render(av.VideoFrame(self.info.width, self.info.height))
+            else:
+                frame = upright(frame)
+                if hide[index] and self.renderer is not None:
+                    frame = self.renderer.render(frame)
+            frame.pts, frame.time_base = int(out_pts[index]), self.info.time_base
+            self._mux_encoded(encoder.encode(frame), dts)
+        self._mux_encoded(encoder.encode(None), dts)
+        self.done += len(region.frames) - len(wanted)
+
+    def _encoder(self) -> av.VideoCodecContext:
+        encoder = av.CodecContext.create("libx264", "w")
+        encoder.width, encoder.height = self.info.width, self.info.height
+        encoder.pix_fmt = "yuv420p"
+        encoder.time_base = self.info.time_base
+        encoder.framerate = self.info.fps or Fraction(30)
+        encoder.flags |= av.codec.context.Flags.bitexact
+        # No B-frames keeps the stretch closed; headers before every IDR let decoders switch.
+        encoder.options = {
+            "preset": self.preset,
+            "crf": str(self.crf),
+            "x264-params": "bframes=0:repeat-headers=1",
+        }
+        return encoder
+
+    def _decode_region(self, region: Region) -> dict[int, av.VideoFrame]:
+        """Decode the region's frames, seeking to the keyframe they depend on."""
+        stream = self._frames_in.streams.video[0]
+        lo, hi = int(region.frames[0]), int(region.frames[-1])
+        first_key = self.info.packets[region.packets.start].pts
+        target = min(first_key, int(self.info.frame_pts[lo]))
+        frames: dict[int, av.VideoFrame] = {}
+        try:
+            self._frames_in.seek(target, backward=True, any_frame=False, stream=stream)
+            stream.codec_context.flush_buffers()
+            for packet in self._frames_in.demux(stream):
+                try:
+                    for frame in packet.decode():
+                        index = int(np.searchsorted(self.info.frame_pts, frame.pts))
+                        if lo <= index <= hi and self.info.frame_pts[index] == frame.pts:
+                            frames[index] = frame
+                except av.error.InvalidDataError:
+                    continue
+                if (
+                    packet.pts is not None
+                    and packet.pts > self.info.frame_pts[hi]
+                    and (len(frames) == hi - lo + 1)
+                ):
+                    break
+        except av.FFmpegError as exc:
+            if not isinstance(exc, av.error.EOFError | av.error.InvalidDataError):
+                raise MediaError(f"cannot decode: {exc}", path=self.info.path) from exc
+        return frames
+
+    def _mux_encoded(self, packets: list[av.Packet], dts: Iterator[int]) -> None:
+        for packet in packets:
+            data = reframe(
+                bytes(packet), self.length_size, source_length_size=None, drop=DROPPED_NALS
+            )
+            self._mux(data, int(packet.pts), next(dts), bool(packet.is_keyframe))
+            self._advance()
+
+    # output ------------------------------------------------------------------------------------
+    def _mux(self, data: bytes, pts: int, dts: int, keyframe: bool) -> None:
+        packet = av.Packet(data)
+        packet.pts, packet.dts = pts, dts
+        packet.time_base = self.info.time_base
+        packet.is_keyframe = keyframe
+        packet.stream = self._stream
+        try:
+            self._out.mux(packet)
+        except av.FFmpegError as exc:
+            raise OutputError(f"cannot write: {exc}", path=self.out_path) from exc
+        self.written += 1
+
+    def _advance(self) -> None:
+        self.done += 1
+        if self.progress:
+            self.progress(min(self.done, self.info.frame_count), self.info.frame_count)
