@@ -64,6 +64,9 @@ class VideoWriter:
         stream.pix_fmt = "yuv420p"
         stream.time_base = time_base
         stream.codec_context.time_base = time_base
+        # The MP4 muxer may change the stream's time base when it writes the header (to at
+        # least 1/10000); frame pts stay in the caller's, the encoder's.
+        self.time_base = time_base
         stream.codec_context.flags |= av.codec.context.Flags.bitexact
         stream.options = {"preset": preset, "crf": str(crf)}
         self.stream = stream
@@ -93,7 +96,7 @@ class VideoWriter:
 
     def write(self, frame: av.VideoFrame) -> None:
         """Encode one frame; its ``pts`` is in ``time_base`` and must increase."""
-        frame.time_base = self.stream.time_base
+        frame.time_base = self.time_base
         self._mux(self.stream.encode(frame))
         self.frames_written += 1
 
