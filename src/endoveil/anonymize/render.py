@@ -36,7 +36,9 @@ class Renderer(ABC):
 
     @staticmethod
     def _stamp(out: av.VideoFrame, like: av.VideoFrame) -> av.VideoFrame:
-        out.pts, out.time_base = like.pts, like.time_base
+        out.pts = like.pts
+        if like.time_base is not None:  # a freshly made frame has none
+            out.time_base = like.time_base
         return out
 
 
