@@ -132,19 +132,36 @@ class FrameReader:
     def __iter__(self) -> Iterator[Frame]:
         info = self.info
         next_index = 0
+        lost = 0  # packets that failed to decode since the last frame
+        damaged = False  # since a decode error, until the next clean keyframe
         for video_frame in self._decode():
+            if video_frame is None:
+                lost += 1
+                damaged = True
+                continue
             pts = video_frame.pts if video_frame.pts is not None else video_frame.dts
             if pts is None:
-                continue
-            index = int(np.searchsorted(info.frame_pts, pts))
-            if index >= info.frame_count or info.frame_pts[index] != pts or index < next_index:
-                continue  # a frame outside the demuxed timeline (duplicate or stray pts)
-            yield from self._missing(next_index, index)
-            yield self._frame(index, video_frame)
+                # No timestamps (raw elementary streams): frames come in presentation order
+                # and fill the timeline's slots in turn; a lost packet leaves its slot empty.
+                index = min(next_index + lost, info.frame_count)
+                if index >= info.frame_count:
+                    continue
+            else:
+                index = int(np.searchsorted(info.frame_pts, pts))
+                if index >= info.frame_count or info.frame_pts[index] != pts or index < next_index:
+                    continue  # a frame outside the demuxed timeline (duplicate or stray pts)
+            lost = 0
+            # Frames predicted from a damaged picture show concealment guesses that differ
+            # from one decode to the next; they cannot be judged, so they count as undecodable.
+            damaged = video_frame.is_corrupt or (damaged and not video_frame.key_frame)
+            yield from self._missing(next_index, index + int(damaged))
+            if not damaged:
+                yield self._frame(index, video_frame)
             next_index = index + 1
         yield from self._missing(next_index, info.frame_count)
 
-    def _decode(self) -> Iterator[av.VideoFrame]:
+    def _decode(self) -> Iterator[av.VideoFrame | None]:
+        """Decoded frames in presentation order, and None for each packet that failed."""
         container, stream = self._container, self._stream
         try:
             packets = container.demux(stream)
@@ -152,7 +169,7 @@ class FrameReader:
                 try:
                     yield from packet.decode()
                 except av.error.InvalidDataError:
-                    continue  # a corrupt packet: its frame is reported as undecodable
+                    yield None  # a corrupt packet: its frame is reported as undecodable
         except av.FFmpegError as exc:
             if not isinstance(exc, av.error.EOFError | av.error.InvalidDataError):
                 raise MediaError(f"cannot decode: {exc}", path=self.path) from exc
