@@ -11,7 +11,7 @@ from pathlib import Path
 
 from endoveil.errors import OutputError
 
-__all__ = ["atomic_path", "check_writable_target", "write_text_atomic"]
+__all__ = ["atomic_path", "check_writable_target", "scratch_path", "write_text_atomic"]
 
 
 def check_writable_target(path: Path, *, force: bool) -> None:
@@ -24,6 +24,20 @@ def check_writable_target(path: Path, *, force: bool) -> None:
         raise OutputError("output folder does not exist", path=folder)
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError("output folder is not writable", path=folder)
+
+
+@contextmanager
+def scratch_path(beside: Path, suffix: str) -> Iterator[Path]:
+    """Yield a temporary path in ``beside``'s folder; it is deleted whatever happens."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{beside.stem}.", suffix=suffix, dir=beside.parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write here: {exc.strerror}", path=beside) from exc
+    os.close(fd)
+    try:
+        yield Path(name)
+    finally:
+        Path(name).unlink(missing_ok=True)
 
 
 @contextmanager

@@ -53,3 +53,46 @@ def test_cut_makes_timestamps_continuous(
     kept = int((~result.labels.oob_mask()).sum())
     assert info.frame_count == kept
     assert np.allclose(np.diff(info.frame_times), 0.04, atol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def clip_with_sound(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from clips import write_clip
+
+    path = tmp_path_factory.mktemp("sound") / "sound.mp4"
+    return write_clip(path, 100, oob=lambda i: 40 <= i < 60, audio=True)
+
+
+def test_audio_is_dropped_by_default(
+    clip_with_sound: Path, classifier: OnnxClassifier, tmp_path: Path
+) -> None:
+    result = run_pipeline(clip_with_sound, tmp_path, PipelineConfig(margin_s=0.2), classifier)
+    assert not probe(result.video_path).has_audio  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("action", ["blur", "cut"])
+def test_kept_audio_is_silent_while_hidden(
+    clip_with_sound: Path, classifier: OnnxClassifier, tmp_path: Path, mode: str, action: str
+) -> None:
+    import av
+
+    config = PipelineConfig(mode=mode, action=action, margin_s=0.2, keep_audio=True)  # type: ignore[arg-type]
+    result = run_pipeline(clip_with_sound, tmp_path, config, classifier)
+    assert result.mode == mode
+    report = verify(clip_with_sound, result.video_path, result.labels)  # type: ignore[arg-type]
+    assert report.ok, report.problems
+    with av.open(str(result.video_path)) as container:
+        stream = container.streams.audio[0]
+        sound = np.concatenate([f.to_ndarray()[0] for f in container.decode(stream)])
+    seconds = len(sound) / stream.rate
+    hidden = result.labels.oob_seconds
+    expected = result.labels.video.duration_s - (hidden if action == "cut" else 0)
+    assert abs(seconds - expected) < 0.1
+    if action == "blur":
+        seg = result.labels.segments[0]
+        t = np.arange(len(sound)) / stream.rate
+        inside = (t > seg.start_s + 0.05) & (t < seg.end_s - 0.05)
+        assert np.abs(sound[inside]).max() < 1e-3
+        assert np.abs(sound[~inside]).max() > 0.05
+    assert not list(tmp_path.glob("*.part*"))

@@ -12,16 +12,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+import numpy.typing as npt
+
 from endoveil.anonymize.exact import RenderStats, write_exact
 from endoveil.anonymize.fast import write_fast
 from endoveil.anonymize.render import ACTIONS, Action
-from endoveil.atomic import atomic_path, check_writable_target
+from endoveil.atomic import atomic_path, check_writable_target, scratch_path
 from endoveil.detect.classifier import Classifier
 from endoveil.detect.formats import LABEL_FORMATS, LabelsFormat, write_labels
 from endoveil.detect.labels import Labels
 from endoveil.detect.scan import Progress, scan_video
 from endoveil.detect.temporal import TemporalParams
 from endoveil.errors import LabelsFormatError, OutputError
+from endoveil.media.audio import add_audio
 from endoveil.media.probe import VideoInfo, probe
 from endoveil.media.remux import fast_mode_blocker
 
@@ -226,34 +230,34 @@ def _write_video(
     progress: Progress | None,
 ) -> tuple[Mode, RenderStats, list[str]]:
     hide = labels.oob_mask()
-    notes: list[str] = []
     with atomic_path(video_path) as tmp:
-        if config.mode == "fast":
-            blocker = fast_mode_blocker(info)
-            stats = None
-            if blocker is None:
-                stats = write_fast(
-                    info,
-                    hide,
-                    tmp,
-                    action=config.action,
-                    preset=config.preset,
-                    crf=config.crf,
-                    progress=progress,
-                )
-                blocker = "its GOP structure interleaves frames across keyframes"
+        if not (config.keep_audio and info.has_audio):
+            return _write_pictures(info, hide, tmp, config, progress)
+        with scratch_path(video_path, ".part.video.mp4") as pictures:
+            mode, stats, notes = _write_pictures(info, hide, pictures, config, progress)
+            hidden = [(s.start_s, s.end_s) for s in labels.segments]
+            add_audio(pictures, info, hidden, tmp, cut=config.action == "cut")
+    return mode, stats, notes
+
+
+def _write_pictures(
+    info: VideoInfo,
+    hide: npt.NDArray[np.bool_],
+    path: Path,
+    config: PipelineConfig,
+    progress: Progress | None,
+) -> tuple[Mode, RenderStats, list[str]]:
+    notes: list[str] = []
+    settings = {"action": config.action, "preset": config.preset, "crf": config.crf}
+    if config.mode == "fast":
+        blocker = fast_mode_blocker(info)
+        if blocker is None:
+            stats = write_fast(info, hide, path, progress=progress, **settings)  # type: ignore[arg-type]
             if stats is not None:
                 return "fast", stats, notes
-            notes.append(f"fast mode not possible ({blocker}): used exact mode")
-        stats = write_exact(
-            info,
-            hide,
-            tmp,
-            action=config.action,
-            preset=config.preset,
-            crf=config.crf,
-            progress=progress,
-        )
+            blocker = "its GOP structure interleaves frames across keyframes"
+        notes.append(f"fast mode not possible ({blocker}): used exact mode")
+    stats = write_exact(info, hide, path, progress=progress, **settings)  # type: ignore[arg-type]
     return "exact", stats, notes
 
 

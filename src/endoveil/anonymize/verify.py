@@ -25,7 +25,7 @@ from endoveil.detect.labels import Labels
 from endoveil.detect.scan import Progress
 from endoveil.errors import LeakError
 from endoveil.media.inspect import Finding, inspect_file
-from endoveil.media.probe import VideoInfo, probe
+from endoveil.media.probe import VideoInfo, open_input, probe
 from endoveil.media.reader import Frame, FrameReader, upright
 
 __all__ = ["VerifyReport", "frame_similarity", "verify"]
@@ -39,6 +39,9 @@ MIN_DETAIL_STD = 2.0
 # In-body frames must come through this close to the original (PSNR of thumbnails, dB).
 INTACT_PSNR_DB = 28.0
 MAX_PROBLEMS_LISTED = 20
+# Kept sound must be silent inside hidden segments, but for the AAC frames that straddle an edge.
+AUDIO_EDGE_S = 0.05
+SILENCE = 1e-3
 
 
 @dataclass
@@ -144,7 +147,28 @@ def verify(
         extra = sum(1 for _ in outputs)
         if extra:
             report.add(f"the output has {extra} frame(s) more than expected")
+    if out_info.has_audio and not report.cut:
+        _check_silence(out_info.path, labels, report)
     return report
+
+
+def _check_silence(path: Path, labels: Labels, report: VerifyReport) -> None:
+    """Sound kept beside hidden pictures must be silent there (AAC edges aside)."""
+    with open_input(path) as container:
+        stream = container.streams.audio[0]
+        for frame in container.decode(stream):
+            if frame.pts is None:
+                continue
+            start = float(frame.pts * frame.time_base)
+            samples = np.abs(frame.to_ndarray()).max(axis=0)
+            times = start + np.arange(len(samples)) / frame.sample_rate
+            for seg in labels.segments:
+                inside = (times > seg.start_s + AUDIO_EDGE_S) & (times < seg.end_s - AUDIO_EDGE_S)
+                if inside.any() and samples[inside].max() > SILENCE:
+                    report.add(
+                        f"sound is audible at {times[inside][0]:.2f} s, inside a hidden segment"
+                    )
+                    return
 
 
 def _compare(
