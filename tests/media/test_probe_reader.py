@@ -1,0 +1,194 @@
+"""Probe and reader: an exact frame timeline for every kind of input, and exact mode over it.
+
+Every case decodes fully, in presentation order, with the times its container gives, and then
+goes through `run_pipeline` (exact mode, the brightness model) with `verify` passing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from clips import BRIGHT, DARK, textured, write_clip
+from endoveil.anonymize.offline import PipelineConfig, run_pipeline
+from endoveil.anonymize.verify import verify
+from endoveil.detect.classifier import OnnxClassifier
+from endoveil.media.inspect import inspect_file
+from endoveil.media.probe import probe
+from endoveil.media.reader import FrameReader
+
+N = 50
+OOB = range(20, 35)
+SIZE = (160, 120)
+VFR_MS = np.cumsum([0] + [80 if i % 3 == 0 else 40 for i in range(N - 1)]).tolist()
+
+
+def _oob(i: int) -> bool:
+    return i in OOB
+
+
+def _frames(size: tuple[int, int] = SIZE) -> list[npt.NDArray[np.uint8]]:
+    return [textured(BRIGHT if _oob(i) else DARK, i, size) for i in range(N)]
+
+
+def _cfr_times(fps: float = 25) -> npt.NDArray[np.float64]:
+    return np.arange(N) / fps
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    suffix: str
+    kwargs: dict[str, object] = field(default_factory=dict)
+    size: tuple[int, int] = SIZE
+    times: tuple[float, ...] = tuple(_cfr_times())
+    codec: str = "h264"
+    needs: str = "libx264"
+
+
+CASES = [
+    Case("h264-mp4", ".mp4"),
+    Case(
+        "vfr-mp4",
+        ".mp4",
+        {"pts": VFR_MS, "time_base": Fraction(1, 1000)},
+        times=tuple(np.asarray(VFR_MS) / 1000),
+    ),
+    Case(  # the first frame at 1 s: times still count from it
+        "offset-mp4",
+        ".mp4",
+        {"pts": [1000 + 40 * i for i in range(N)], "time_base": Fraction(1, 1000)},
+    ),
+    Case("mpegts", ".ts"),  # MPEG-TS streams start at 1.4 s
+    Case("raw-h264", ".h264"),  # an elementary stream: no timestamps at all
+    Case("odd-size", ".mp4", {"pix_fmt": "yuv444p"}, size=(321, 241)),
+    Case("10-bit", ".mp4", {"pix_fmt": "yuv420p10le"}),
+    Case(
+        "hevc",
+        ".mp4",
+        {"codec": "libx265", "options": {"x265-params": "log-level=error"}},
+        codec="hevc",
+        needs="libx265",
+    ),
+    Case("vp9", ".webm", {"codec": "libvpx-vp9"}, codec="vp9", needs="libvpx-vp9"),
+    Case(
+        "mjpeg-mkv",
+        ".mkv",
+        {"codec": "mjpeg", "pix_fmt": "yuvj420p"},
+        codec="mjpeg",
+        needs="mjpeg",
+    ),
+    Case(
+        "mjpeg-avi",
+        ".avi",
+        {"codec": "mjpeg", "pix_fmt": "yuvj420p"},
+        codec="mjpeg",
+        needs="mjpeg",
+    ),
+    Case("mpeg4-avi", ".avi", {"codec": "mpeg4"}, codec="mpeg4", needs="mpeg4"),
+]
+
+
+def _make(case: Case, folder: Path) -> Path:
+    if case.needs not in av.codecs_available:
+        pytest.skip(f"this PyAV build has no {case.needs} encoder")
+    return write_clip(folder / f"{case.name}{case.suffix}", _frames(case.size), **case.kwargs)  # type: ignore[arg-type]
+
+
+def _psnr(a: npt.NDArray[np.uint8], b: npt.NDArray[np.uint8]) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 99.0 if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_timeline_is_exact_and_every_frame_decodes_in_order(case: Case, tmp_path: Path) -> None:
+    path = _make(case, tmp_path)
+    info = probe(path)
+
+    assert info.codec == case.codec
+    assert (info.width, info.height) == case.size
+    assert info.frame_count == N
+    np.testing.assert_allclose(info.frame_times, case.times, atol=1e-6)
+    assert info.frame_times[0] == 0.0
+    expected = _frames(case.size)
+    with FrameReader(path) as reader:
+        frames = list(reader)
+    assert [f.index for f in frames] == list(range(N))
+    assert all(f.decoded for f in frames)
+    assert [f.pts for f in frames] == info.frame_pts.tolist()
+    for f in frames[::7]:  # presentation order: frame i shows picture i
+        assert f.video_frame is not None
+        image = f.video_frame.to_ndarray(format="rgb24")
+        closest = max(range(N), key=lambda i: _psnr(image, expected[i]))
+        assert closest == f.index, f"frame {f.index} shows picture {closest}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_exact_mode_verifies(case: Case, classifier: OnnxClassifier, tmp_path: Path) -> None:
+    path = _make(case, tmp_path)
+    result = run_pipeline(path, tmp_path, _config(), classifier)
+
+    assert result.video_path is not None
+    mask = result.labels.oob_mask()
+    assert mask[list(OOB)].all(), "every truly out-of-body frame is hidden"
+    assert not mask[:15].any(), "in-body frames far from the segment stay visible"
+    report = verify(path, result.video_path, result.labels)
+    assert report.ok, report.problems or report.findings
+    out = probe(result.video_path)
+    assert (out.codec, out.pix_fmt, out.container) == ("h264", "yuv420p", "mov,mp4,m4a,3gp,3g2,mj2")
+    assert (out.width, out.height) == (case.size[0] & ~1, case.size[1] & ~1)
+    np.testing.assert_allclose(out.frame_times, case.times, atol=1e-3)
+    assert not [f for f in inspect_file(result.video_path) if f.severity == "identifying"]
+
+
+def _config() -> PipelineConfig:
+    return PipelineConfig(margin_s=0.2, smoothing_s=0.2, sample_every=1)
+
+
+def _rotated_clip(path: Path, degrees: int, size: tuple[int, int]) -> list[npt.NDArray[np.uint8]]:
+    frames = _frames(size)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv444p"
+        stream.set_display_rotation(degrees)
+        for image in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode(None))
+    return frames
+
+
+@pytest.mark.parametrize(
+    ("degrees", "size"),
+    [(90, (160, 120)), (180, (160, 120)), (270, (160, 120)), (-90, (161, 121))],
+)
+def test_rotation_metadata_gives_upright_output(
+    degrees: int, size: tuple[int, int], classifier: OnnxClassifier, tmp_path: Path
+) -> None:
+    path = tmp_path / f"rot{degrees}.mp4"
+    frames = _rotated_clip(path, degrees, size)
+    info = probe(path)
+    turns = (degrees // 90) % 4
+    assert info.rotation == turns * 90
+    w, h = size
+    assert info.display_size == ((h, w) if turns % 2 else (w, h))
+
+    result = run_pipeline(path, tmp_path, _config(), classifier)
+    assert result.video_path is not None
+    assert result.labels.oob_mask()[list(OOB)].all()
+    assert verify(path, result.video_path, result.labels).ok
+    with av.open(str(result.video_path)) as container:
+        first = next(container.decode(video=0))
+    assert first.rotation == 0, "the output carries no rotation: its pixels are upright"
+    image = first.to_ndarray(format="rgb24")
+    upright, wrong = np.rot90(frames[0], turns), np.rot90(frames[0], turns + 2)
+    oh, ow = image.shape[:2]
+    assert (ow, oh) == (info.display_size[0] & ~1, info.display_size[1] & ~1)
+    error = np.abs(image.astype(int) - upright[:oh, :ow]).mean()
+    error_wrong = np.abs(image.astype(int) - wrong[:oh, :ow]).mean()
+    assert error < error_wrong / 2, (error, error_wrong)
