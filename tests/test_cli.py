@@ -21,7 +21,6 @@ from typer.testing import CliRunner, Result
 
 from bad_media import BAD_INPUTS, fingerprint, good_clip, leftovers
 from clips import write_clip
-from endoveil.anonymize.verify import verify
 from endoveil.cli import app
 from endoveil.detect.labels import Labels
 

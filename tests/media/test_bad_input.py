@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from bad_media import BAD_INPUTS, DAMAGED_INPUTS, OOB, fingerprint, good_clip, leftovers
