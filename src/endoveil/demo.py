@@ -17,7 +17,13 @@ import numpy.typing as npt
 
 from endoveil.atomic import atomic_path, write_text_atomic
 
-__all__ = ["DEMO_OOB_INTERVAL_S", "make_demo_video"]
+__all__ = [
+    "DEMO_OOB_INTERVAL_S",
+    "endoscope_frame",
+    "make_demo_video",
+    "room_scene",
+    "tissue_texture",
+]
 
 DEMO_SIZE = (640, 360)
 DEMO_FPS = 25
@@ -25,7 +31,7 @@ DEMO_SECONDS = 16
 DEMO_OOB_INTERVAL_S = (6.0, 10.0)
 
 
-def _tissue(rng: np.random.Generator, w: int, h: int) -> npt.NDArray[np.uint8]:
+def tissue_texture(rng: np.random.Generator, w: int, h: int) -> npt.NDArray[np.uint8]:
     big = 2 * w
     noise = cv2.GaussianBlur(rng.random((h, big)).astype(np.float32), (0, 0), 18)
     noise = (noise - noise.min()) / (np.ptp(noise) + 1e-6)
@@ -39,7 +45,7 @@ def _tissue(rng: np.random.Generator, w: int, h: int) -> npt.NDArray[np.uint8]:
     return np.clip(cv2.GaussianBlur(img, (0, 0), 1.5), 0, 255).astype(np.uint8)
 
 
-def _room(w: int, h: int) -> npt.NDArray[np.uint8]:
+def room_scene(w: int, h: int) -> npt.NDArray[np.uint8]:
     big = 2 * w
     img = np.zeros((h, big, 3), np.uint8)
     img[:] = (150, 175, 165)  # pale green walls
@@ -56,7 +62,7 @@ def _room(w: int, h: int) -> npt.NDArray[np.uint8]:
     return cv2.GaussianBlur(img, (0, 0), 1.2)
 
 
-def _endoscope_frame(
+def endoscope_frame(
     tissue: npt.NDArray[np.uint8], t: float, mask: npt.NDArray[np.bool_]
 ) -> npt.NDArray[np.uint8]:
     h, w = mask.shape
@@ -78,7 +84,7 @@ def make_demo_video(out_dir: Path) -> Path:
         return path
     w, h = DEMO_SIZE
     rng = np.random.default_rng(7)
-    tissue, room = _tissue(rng, w, h), _room(w, h)
+    tissue, room = tissue_texture(rng, w, h), room_scene(w, h)
     yy, xx = np.mgrid[:h, :w]
     mask = (xx - w / 2) ** 2 + (yy - h / 2) ** 2 < (h * 0.62) ** 2
     start, end = DEMO_OOB_INTERVAL_S
@@ -91,7 +97,7 @@ def make_demo_video(out_dir: Path) -> Path:
                 x = int((t - start) / (end - start) * (room.shape[1] - w))
                 image = room[:, x : x + w]
             else:
-                image = _endoscope_frame(tissue, t, mask)
+                image = endoscope_frame(tissue, t, mask)
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))

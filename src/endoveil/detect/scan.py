@@ -11,7 +11,7 @@ from endoveil.detect.classifier import Classifier
 from endoveil.detect.labels import Labels, VideoSummary
 from endoveil.detect.temporal import TemporalParams, postprocess
 from endoveil.media.probe import VideoInfo, probe
-from endoveil.media.reader import FrameReader
+from endoveil.media.reader import FrameReader, to_model_image
 
 __all__ = ["SCORES_PER_SECOND", "Progress", "auto_sample_every", "scan_video", "summarize"]
 
@@ -85,19 +85,18 @@ def scan_video(
             batch_index.clear()
             batch_images.clear()
 
-    with FrameReader(
-        path,
-        info,
-        model_size=classifier.input_size,
-        want_model_image=lambda i: i % every == 0,
-    ) as reader:
+    # Score the first decoded frame at or after every sampling point; with sampling, pictures
+    # nothing refers to are not even decoded.
+    next_sample = 0
+    with FrameReader(path, info, skip_nonref=every > 1) as reader:
         for frame in reader:
-            if frame.model_image is not None:
+            if frame.video_frame is not None and frame.index >= next_sample:
                 batch_index.append(frame.index)
-                batch_images.append(frame.model_image)
+                batch_images.append(to_model_image(frame.video_frame, classifier.input_size))
+                next_sample = frame.index + every
                 if len(batch_images) >= BATCH_SIZE:
                     flush()
-            elif not frame.decoded:
+            elif frame.video_frame is None and not frame.skipped:
                 flush()
                 index.append(frame.index)
                 p_out.append(1.0)

@@ -8,6 +8,7 @@ __all__ = [
     "H264_AUD",
     "H264_IDR",
     "H264_SEI",
+    "H264_SLICE",
     "iter_nal_types",
     "iter_nals",
     "length_size_of",
@@ -16,7 +17,7 @@ __all__ = [
     "reframe",
 ]
 
-H264_IDR, H264_SEI, H264_AUD = 5, 6, 9
+H264_SLICE, H264_IDR, H264_SEI, H264_AUD = 1, 5, 6, 9
 
 
 def length_size_of(extradata: bytes | None, codec: str) -> int | None:

@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from endoveil.errors import MediaError
-from endoveil.media.nal import H264_IDR, iter_nal_types, length_size_of
+from endoveil.media.nal import H264_IDR, H264_SLICE, iter_nals, length_size_of, nal_type
 
 __all__ = ["PacketInfo", "VideoInfo", "open_input", "probe"]
 
@@ -27,6 +27,8 @@ class PacketInfo:
     size: int
     is_idr: bool = False
     """For H.264: the packet holds an IDR picture (nothing after it refers to anything before)."""
+    is_reference: bool = True
+    """False for an H.264 picture no other picture refers to (``nal_ref_idc`` 0)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,6 +69,14 @@ class VideoInfo:
         nominal = round(1 / (self.fps * self.time_base)) if self.fps else 1
         last = np.array([max(int(nominal), 1)], np.int64)
         return np.concatenate([np.diff(self.frame_pts), last])
+
+    def reference_frames(self) -> npt.NDArray[np.bool_]:
+        """One boolean per frame: False where no other frame refers to it (may be skipped)."""
+        flags = np.ones(self.frame_count, bool)
+        pts = np.fromiter((p.pts for p in self.packets), np.int64, len(self.packets))
+        index = np.searchsorted(self.frame_pts, pts)
+        flags[index] = [p.is_reference for p in self.packets]
+        return flags
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -149,9 +159,13 @@ def _demux_packets(
                 # No timestamp at all (raw streams): continue the previous frame's clock.
                 pts = 0 if last_pts is None else last_pts + (packet.duration or 1)
             last_pts = pts
-            idr = bool(packet.is_keyframe) and codec == "h264" and _has_idr(packet, length_size)
+            idr, reference = False, True
+            if codec == "h264":
+                idr, reference = _h264_picture_kind(bytes(packet), length_size)
             packets.append(
-                PacketInfo(int(pts), packet.dts, bool(packet.is_keyframe), packet.size, idr)
+                PacketInfo(
+                    int(pts), packet.dts, bool(packet.is_keyframe), packet.size, idr, reference
+                )
             )
     except av.FFmpegError:
         # A truncated or corrupt tail: keep what was demuxed; the rest cannot be judged.
@@ -159,8 +173,13 @@ def _demux_packets(
     return packets
 
 
-def _has_idr(packet: av.Packet, length_size: int | None) -> bool:
-    return H264_IDR in iter_nal_types(bytes(packet), "h264", length_size)
+def _h264_picture_kind(data: bytes, length_size: int | None) -> tuple[bool, bool]:
+    """(is IDR, is referenced) from the first slice NAL unit of an H.264 packet."""
+    for nal in iter_nals(data, length_size):
+        kind = nal_type(nal, "h264")
+        if kind in (H264_SLICE, H264_IDR):
+            return kind == H264_IDR, (nal[0] >> 5) & 3 != 0
+    return False, True
 
 
 def _frame_rate(stream: av.VideoStream, frame_times: npt.NDArray[np.float64]) -> Fraction:

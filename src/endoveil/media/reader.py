@@ -32,6 +32,7 @@ class Frame:
         time_s: seconds from the stream's first frame.
         video_frame: the decoded frame, or None if it could not be decoded.
         model_image: the frame resized for the model (uint8 RGB S×S), when requested.
+        skipped: not decoded on purpose (``skip_nonref``), as opposed to undecodable.
     """
 
     index: int
@@ -39,6 +40,7 @@ class Frame:
     time_s: float
     video_frame: av.VideoFrame | None
     model_image: npt.NDArray[np.uint8] | None = None
+    skipped: bool = False
 
     @property
     def decoded(self) -> bool:
@@ -87,6 +89,7 @@ class FrameReader:
         model_size: also give each wanted frame a ``model_image`` of this size.
         want_model_image: which frame indices need a ``model_image`` (default: all).
         threads: let FFmpeg decode with frame/slice threads.
+        skip_nonref: do not decode H.264 pictures that no other picture refers to.
 
     The reader owns the container and closes it on exit.
 
@@ -104,6 +107,7 @@ class FrameReader:
         model_size: int | None = None,
         want_model_image: Callable[[int], bool] | None = None,
         threads: bool = True,
+        skip_nonref: bool = False,
     ) -> None:
         self.path = Path(path)
         self.info = info or probe(self.path)
@@ -113,6 +117,12 @@ class FrameReader:
         self._stream = self._container.streams.video[0]
         if threads:
             self._stream.thread_type = "AUTO"
+        # Skipping pictures nothing refers to makes sampled decoding cheap; they come out as
+        # frames with ``skipped`` set, told apart from undecodable ones by the packet headers.
+        self._skippable = np.zeros(self.info.frame_count, bool)
+        if skip_nonref and self.info.codec == "h264":
+            self._stream.codec_context.skip_frame = "NONREF"
+            self._skippable = ~self.info.reference_frames()
         self.undecodable = 0
 
     def __enter__(self) -> FrameReader:
@@ -180,8 +190,10 @@ class FrameReader:
 
     def _missing(self, start: int, end: int) -> Iterator[Frame]:
         for index in range(start, end):
-            self.undecodable += 1
-            yield Frame(index, int(self.info.frame_pts[index]), self._time(index), None)
+            skipped = bool(self._skippable[index])
+            self.undecodable += not skipped
+            pts = int(self.info.frame_pts[index])
+            yield Frame(index, pts, self._time(index), None, skipped=skipped)
 
     def _frame(self, index: int, video_frame: av.VideoFrame) -> Frame:
         model_image = None

@@ -1,0 +1,77 @@
+"""The benchmark clip: 1080p30, 60 s, H.264 (x264 veryfast, B-frames, keyframes every 250).
+
+Built from real images of ../shared/data when present (in body, then 8 s out of body, then in
+body again, with a slow zoom so the encoder sees real motion); from endoveil's drawn demo
+scenes otherwise. Cached in bench/.cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+ROOT = Path(__file__).resolve().parent
+CACHE = ROOT / ".cache"
+SHARED = ROOT.parent.parent / "shared" / "data"
+WIDTH, HEIGHT, FPS, SECONDS = 1920, 1080, 30, 60
+OOB_S = (20.0, 28.0)
+
+
+def _images(folder: Path) -> list[npt.NDArray[np.uint8]]:
+    files = sorted(folder.glob("*.jpg"))
+    return [cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB) for f in files]
+
+
+def _sources() -> tuple[list[np.ndarray], list[np.ndarray], str]:
+    inside = SHARED / "train" / "in_body"
+    outside = SHARED / "train" / "out_of_body"
+    if inside.is_dir() and outside.is_dir():
+        body = _images(inside / "cholecseg") + _images(inside / "endoscapes")[:40]
+        room = _images(outside / "oracle_or") + _images(outside / "bedroom")[:30]
+        return body, room, "real images from ../shared/data"
+    from endoveil.demo import endoscope_frame, room_scene, tissue_texture
+
+    rng = np.random.default_rng(0)
+    tissue = tissue_texture(rng, 640, 360)
+    yy, xx = np.mgrid[:360, :640]
+    mask = (xx - 320) ** 2 + (yy - 180) ** 2 < (360 * 0.62) ** 2
+    body = [endoscope_frame(tissue, t / 3, mask) for t in range(40)]
+    return body, [room_scene(640, 360)[:, :640]], "drawn demo scenes (../shared/data is absent)"
+
+
+def _frames(body: list[np.ndarray], room: list[np.ndarray]) -> Iterator[np.ndarray]:
+    for i in range(FPS * SECONDS):
+        t = i / FPS
+        pool = room if OOB_S[0] <= t < OOB_S[1] else body
+        image = pool[(i // 8) % len(pool)]
+        zoom = 1.0 + 0.15 * (0.5 + 0.5 * np.sin(t / 2))
+        h, w = image.shape[:2]
+        ch, cw = int(h / zoom), int(w / zoom)
+        y0, x0 = (h - ch) // 2, (w - cw) // 2
+        crop = image[y0 : y0 + ch, x0 : x0 + cw]
+        yield cv2.resize(crop, (WIDTH, HEIGHT), interpolation=cv2.INTER_LINEAR)
+
+
+def benchmark_clip() -> tuple[Path, str]:
+    """The cached clip (made on first use) and where its pictures came from."""
+    body, room, origin = _sources()
+    tag = "real" if "shared" in origin else "drawn"
+    path = CACHE / f"clip_1080p30_60s_{tag}.mp4"
+    if path.exists():
+        return path, origin
+    CACHE.mkdir(exist_ok=True)
+    tmp = path.with_suffix(".part.mp4")
+    with av.open(str(tmp), "w") as container:
+        stream = container.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        stream.options = {"preset": "veryfast", "crf": "20"}
+        for image in _frames(body, room):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode(None))
+    tmp.rename(path)
+    return path, origin
