@@ -146,16 +146,21 @@ def _json_mask(path: Path, n: int) -> npt.NDArray[np.bool_]:
     if isinstance(data, dict) and "schema" in data:
         return Labels.from_dict(data, path=path).oob_mask()
     if isinstance(data, dict) and "labels" in data:
-        values = data["labels"]
-        frames = data.get("frames", list(range(len(values))))
-        if not isinstance(values, list) or len(frames) != len(values):
+        values, frames = data["labels"], data.get("frames")
+        if not isinstance(values, list) or not isinstance(frames, list | None):
+            raise LabelsFormatError("ROBAN labels: 'labels' and 'frames' must be lists", path=path)
+        frames = list(range(len(values))) if frames is None else frames
+        if len(frames) != len(values):
             raise LabelsFormatError(
                 "ROBAN labels: 'labels' and 'frames' differ in length", path=path
             )
         mask = np.zeros(max(n, len(values)), dtype=bool)
         try:
-            mask[np.asarray(frames, dtype=np.int64)] = np.asarray(values, dtype=float) >= 0.5
-        except (ValueError, IndexError) as exc:
+            index = np.asarray(frames, dtype=np.int64)
+            if np.any(index < 0):  # numpy would count a negative frame from the end
+                raise IndexError(f"negative frame number {int(index.min())}")
+            mask[index] = np.asarray(values, dtype=float) >= 0.5
+        except (ValueError, IndexError, TypeError) as exc:
             raise LabelsFormatError(f"ROBAN labels: {exc}", path=path) from exc
         return mask
     raise LabelsFormatError("JSON is neither endoveil/labels@1 nor ROBAN labels", path=path)
