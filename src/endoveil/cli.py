@@ -146,9 +146,9 @@ def anonymize(
         force=force,
     )
     try:
-        if not inputs:
-            out.print("No input given: running on a generated demo video.")
-            inputs = [make_demo_video(output)]
+        if demo or not inputs:
+            out.print("Running on a generated demo video (drawn, not filmed).")
+            inputs = [*(inputs or []), make_demo_video(output)]
         classifier = None if labels is not None else OnnxClassifier(model)
     except EndoveilError as exc:
         _fail(str(exc))

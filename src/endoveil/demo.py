@@ -31,18 +31,49 @@ DEMO_SECONDS = 16
 DEMO_OOB_INTERVAL_S = (6.0, 10.0)
 
 
+def _noise(rng: np.random.Generator, h: int, w: int, octaves: int = 4) -> npt.NDArray[np.float32]:
+    """Multi-scale smooth noise in [0, 1]."""
+    total = np.zeros((h, w), np.float32)
+    for octave in range(octaves):
+        cells = 4 * 2**octave
+        small = rng.random((max(2, h * cells // w), cells)).astype(np.float32)
+        total += cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC) / 2**octave
+    return (total - total.min()) / (np.ptp(total) + 1e-6)
+
+
 def tissue_texture(rng: np.random.Generator, w: int, h: int) -> npt.NDArray[np.uint8]:
+    """A wide strip of wet abdominal tissue: shaded folds, fat, fine vessels, highlights."""
     big = 2 * w
-    noise = cv2.GaussianBlur(rng.random((h, big)).astype(np.float32), (0, 0), 18)
-    noise = (noise - noise.min()) / (np.ptp(noise) + 1e-6)
+    folds = _noise(rng, h, big)
+    fat = _noise(rng, h, big, 3) > 0.68
+    shade = cv2.Sobel(folds, cv2.CV_32F, 1, 1, ksize=5)
+    light = np.clip(0.75 + 0.25 * folds + 0.02 * shade, 0, 1.2)
     img = np.empty((h, big, 3), np.float32)
-    img[..., 0] = 150 + 90 * noise  # red
-    img[..., 1] = 40 + 60 * noise**2
-    img[..., 2] = 45 + 50 * noise**2
-    for _ in range(40):  # vessels
-        pts = np.cumsum(rng.normal(0, 12, (12, 2)), axis=0) + rng.random(2) * (big, h)
-        cv2.polylines(img, [pts.astype(np.int32)], False, (110, 20, 30), int(rng.integers(1, 4)))
-    return np.clip(cv2.GaussianBlur(img, (0, 0), 1.5), 0, 255).astype(np.uint8)
+    img[..., 0] = 175 + 50 * folds
+    img[..., 1] = 55 + 45 * folds
+    img[..., 2] = 50 + 35 * folds
+    img[fat] = img[fat] * 0.5 + np.array([230, 190, 90], np.float32) * 0.5
+    img *= light[..., None]
+    for _ in range(70):  # fine, smooth vessels
+        start = rng.random(2) * (big, h)
+        bend = np.cumsum(rng.normal(0, 6, (30, 2)), axis=0) + np.linspace(0, 1, 30)[:, None] * (
+            rng.normal(0, 80, 2)
+        )
+        cv2.polylines(img, [(start + bend).astype(np.int32)], False, (120, 25, 40), 1, cv2.LINE_AA)
+    for _ in range(160):  # specular glints of wet tissue
+        x, y = int(rng.random() * big), int(rng.random() * h)
+        cv2.ellipse(
+            img,
+            (x, y),
+            (int(rng.integers(1, 5)), int(rng.integers(1, 3))),
+            float(rng.random() * 180),
+            0,
+            360,
+            (255, 250, 245),
+            -1,
+            cv2.LINE_AA,
+        )
+    return np.clip(cv2.GaussianBlur(img, (0, 0), 0.8), 0, 255).astype(np.uint8)
 
 
 def room_scene(w: int, h: int) -> npt.NDArray[np.uint8]:
@@ -65,14 +96,20 @@ def room_scene(w: int, h: int) -> npt.NDArray[np.uint8]:
 def endoscope_frame(
     tissue: npt.NDArray[np.uint8], t: float, mask: npt.NDArray[np.bool_]
 ) -> npt.NDArray[np.uint8]:
+    """The laparoscope's view at time ``t``: panning tissue, an instrument, light fall-off."""
     h, w = mask.shape
-    x = int((np.sin(t * 0.7) * 0.5 + 0.5) * (tissue.shape[1] - w))
-    frame = tissue[:, x : x + w].copy()
-    tip = (int(w * (0.3 + 0.25 * np.sin(t))), int(h * (0.55 + 0.15 * np.cos(t * 1.3))))
-    cv2.line(frame, (w, h), tip, (170, 170, 175), 22)
-    cv2.circle(frame, (tip[0] + 40, tip[1] - 60), 9, (255, 255, 255), -1)  # specular highlight
+    x = int((np.sin(t * 0.5) * 0.5 + 0.5) * (tissue.shape[1] - w))
+    frame = tissue[:, x : x + w].astype(np.float32)
+    tip = (int(w * (0.35 + 0.2 * np.sin(t))), int(h * (0.5 + 0.15 * np.cos(t * 1.3))))
+    cv2.line(frame, (w + 40, h + 60), tip, (95, 100, 108), 34, cv2.LINE_AA)  # shaft
+    cv2.line(frame, (w + 40, h + 48), (tip[0], tip[1] - 8), (190, 195, 205), 6, cv2.LINE_AA)
+    jaw = (tip[0] - 30, tip[1] - 14)
+    cv2.line(frame, tip, jaw, (150, 155, 160), 9, cv2.LINE_AA)
+    yy, xx = np.mgrid[:h, :w]
+    falloff = 1.0 - 0.55 * (((xx - w / 2) / w) ** 2 + ((yy - h / 2) / h) ** 2) * 2.2
+    frame *= np.clip(falloff, 0.15, 1.0)[..., None]
     frame[~mask] = 0
-    return frame
+    return np.clip(frame, 0, 255).astype(np.uint8)
 
 
 def make_demo_video(out_dir: Path) -> Path:
@@ -86,7 +123,7 @@ def make_demo_video(out_dir: Path) -> Path:
     rng = np.random.default_rng(7)
     tissue, room = tissue_texture(rng, w, h), room_scene(w, h)
     yy, xx = np.mgrid[:h, :w]
-    mask = (xx - w / 2) ** 2 + (yy - h / 2) ** 2 < (h * 0.62) ** 2
+    mask = (xx - w / 2) ** 2 + (yy - h / 2) ** 2 < (w * 0.55) ** 2
     start, end = DEMO_OOB_INTERVAL_S
     with atomic_path(path) as tmp, av.open(str(tmp), "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=DEMO_FPS)
