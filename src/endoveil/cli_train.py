@@ -61,7 +61,7 @@ def train_command(
     val: Annotated[
         list[Path] | None, typer.Option("--val", help="Validation data (repeat for several).")
     ] = None,
-    epochs: Annotated[int, typer.Option(min=1)] = 6,
+    epochs: Annotated[int, typer.Option(min=1)] = 8,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     lr: Annotated[float, typer.Option(min=0.0)] = 1e-3,
     input_size: Annotated[int, typer.Option(min=32, max=512)] = 160,

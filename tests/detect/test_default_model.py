@@ -35,3 +35,22 @@ def test_default_model_meets_the_targets_on_the_validation_split(shared_data: Pa
     assert frames["specificity"] >= 0.95
     # After temporal post-processing no out-of-body frame of a labelled video leaks.
     assert result.summary["video_totals"]["leaked"] == 0
+
+
+def test_black_borders_do_not_turn_out_of_body_into_in_body(shared_data: Path) -> None:
+    # The known risk: an OR picture letterboxed on black looks like an endoscope field.
+    import cv2
+
+    from endoveil.detect.classifier import resize_for_model
+
+    clf = OnnxClassifier(threads=2)
+    frames = []
+    for path in sorted((shared_data / "val" / "out_of_body").rglob("*.jpg")):
+        image = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+        h, w = image.shape[:2]
+        boxed = np.zeros((h, w * 2, 3), np.uint8)  # pillarbox: half the frame black
+        boxed[:, w // 2 : w // 2 + w] = image
+        frames.append(resize_for_model(boxed, clf.input_size))
+    p = clf.score(np.stack(frames))
+    assert len(p) > 10
+    assert (p >= clf.threshold).mean() >= 0.95

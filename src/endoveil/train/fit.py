@@ -64,7 +64,7 @@ class TrainConfig:
     data: list[Path]
     output: Path
     val: list[Path] = field(default_factory=list)
-    epochs: int = 6
+    epochs: int = 8
     batch_size: int = 32
     lr: float = 1e-3
     input_size: int = 160
