@@ -120,6 +120,7 @@ class _FastJob:
     def __enter__(self) -> _FastJob:
         self._packets_in = open_input(self.info.path)
         self._frames_in = open_input(self.info.path)
+        self._frames_in.streams.video[0].thread_type = "AUTO"
         src = self._packets_in.streams.video[0]
         self._demux: Iterator[av.Packet] = (p for p in self._packets_in.demux(src) if p.size > 0)
         try:
