@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner, Result
 
@@ -129,7 +130,8 @@ def test_output_files_follow_the_options(
     labels = Labels.load(tmp_path / "clip.labels.json")
     if "--sample-every" in args:
         assert labels.params["sample_every"] == 3
-        assert labels.index.tolist() == list(range(0, 75, 3))
+        gaps = np.diff(labels.index)  # the first decoded frame at or after every 3rd
+        assert labels.index[0] == 0 and gaps.min() >= 3 and gaps.max() <= 5, labels.index
     if "roban" in args:
         roban = json.loads((tmp_path / "clip_labels.json").read_text(encoding="utf-8"))
         assert roban["labels"] == labels.oob_mask().astype(int).tolist()

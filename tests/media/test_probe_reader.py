@@ -192,3 +192,16 @@ def test_rotation_metadata_gives_upright_output(
     error = np.abs(image.astype(int) - upright[:oh, :ow]).mean()
     error_wrong = np.abs(image.astype(int) - wrong[:oh, :ow]).mean()
     assert error < error_wrong / 2, (error, error_wrong)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_sampled_detection_judges_every_frame(
+    case: Case, classifier: OnnxClassifier, tmp_path: Path
+) -> None:
+    """Sampling may skip pictures on purpose; none of them may count as undecodable."""
+    path = _make(case, tmp_path)
+    config = PipelineConfig(margin_s=0.2, smoothing_s=0.2, sample_every=4, labels_only=True)
+    labels = run_pipeline(path, tmp_path, config, classifier).labels
+    assert labels.extra.get("undecodable_frames", 0) == 0
+    assert labels.oob_mask()[list(OOB)].all()
+    assert not labels.oob_mask()[:12].any()

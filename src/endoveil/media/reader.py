@@ -120,7 +120,9 @@ class FrameReader:
         # Skipping pictures nothing refers to makes sampled decoding cheap; they come out as
         # frames with ``skipped`` set, told apart from undecodable ones by the packet headers.
         self._skippable = np.zeros(self.info.frame_count, bool)
-        if skip_nonref and self.info.codec == "h264":
+        # Without timestamps (raw streams) frames are placed by counting, so none may be skipped.
+        timed = any(p.dts is not None for p in self.info.packets)
+        if skip_nonref and self.info.codec == "h264" and timed:
             self._stream.codec_context.skip_frame = "NONREF"
             self._skippable = ~self.info.reference_frames()
         self.undecodable = 0
@@ -164,8 +166,10 @@ class FrameReader:
             # Frames predicted from a damaged picture show concealment guesses that differ
             # from one decode to the next; they cannot be judged, so they count as undecodable.
             damaged = video_frame.is_corrupt or (damaged and not video_frame.key_frame)
-            yield from self._missing(next_index, index + int(damaged))
-            if not damaged:
+            yield from self._missing(next_index, index)
+            if damaged:
+                yield from self._missing(index, index + 1, undecodable=True)
+            else:
                 yield self._frame(index, video_frame)
             next_index = index + 1
         yield from self._missing(next_index, info.frame_count)
@@ -188,9 +192,9 @@ class FrameReader:
         except av.FFmpegError:
             return
 
-    def _missing(self, start: int, end: int) -> Iterator[Frame]:
+    def _missing(self, start: int, end: int, *, undecodable: bool = False) -> Iterator[Frame]:
         for index in range(start, end):
-            skipped = bool(self._skippable[index])
+            skipped = not undecodable and bool(self._skippable[index])
             self.undecodable += not skipped
             pts = int(self.info.frame_pts[index])
             yield Frame(index, pts, self._time(index), None, skipped=skipped)
