@@ -7,7 +7,6 @@ metadata; 130 interrupted (Ctrl-C; no partial output is left).
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -255,15 +254,18 @@ def inspect(
 
 
 def _register_extras() -> None:
-    from endoveil import cli_train
+    """Commands that live in their own modules."""
+    from endoveil import cli_live, cli_train
 
+    cli_live.register(app)
     cli_train.register(app)
+
+
+_register_extras()
 
 
 def main() -> None:
     """Console entry point."""
-    with contextlib.suppress(ImportError):  # the train extra's commands are optional
-        _register_extras()
     try:
         app()
     except KeyboardInterrupt:

@@ -39,11 +39,14 @@ class VideoWriter:
         time_base: time base of the frames' ``pts``.
         fps: nominal rate, used only for rate control and GOP length.
         preset, crf: libx264 speed preset and quality.
+        format: the muxer (``mp4``; ``mpegts`` or ``flv`` for network pushes, with a URL).
+        muxer_options: replace `MUXER_OPTIONS` (e.g. fragmented MP4 for live recordings).
+        codec_options: more libx264 options (e.g. ``{"tune": "zerolatency"}``).
     """
 
     def __init__(
         self,
-        path: Path,
+        path: Path | str,
         *,
         width: int,
         height: int,
@@ -51,12 +54,15 @@ class VideoWriter:
         fps: Fraction,
         preset: str = "superfast",
         crf: int = 18,
+        format: str = "mp4",
+        muxer_options: dict[str, str] | None = None,
+        codec_options: dict[str, str] | None = None,
     ) -> None:
         self.path = Path(path)
+        target = str(path)
+        options = dict(MUXER_OPTIONS if muxer_options is None else muxer_options)
         try:
-            self._container = av.open(
-                str(self.path), mode="w", format="mp4", options=dict(MUXER_OPTIONS)
-            )
+            self._container = av.open(target, mode="w", format=format, options=options)
         except av.FFmpegError as exc:
             raise OutputError(f"cannot create output: {exc}", path=self.path) from exc
         stream = self._container.add_stream("libx264", rate=fps or Fraction(30))
@@ -68,7 +74,7 @@ class VideoWriter:
         # least 1/10000); frame pts stay in the caller's, the encoder's.
         self.time_base = time_base
         stream.codec_context.flags |= av.codec.context.Flags.bitexact
-        stream.options = {"preset": preset, "crf": str(crf)}
+        stream.options = {"preset": preset, "crf": str(crf), **(codec_options or {})}
         self.stream = stream
         try:
             # Opening the encoder now gives the stream its parameters (extradata), which the
