@@ -105,9 +105,19 @@ def verify(
     anonymized: Path | str,
     labels: Labels | Path | str,
     *,
+    timing: bool = True,
     progress: Progress | None = None,
 ) -> VerifyReport:
-    """Check ``anonymized`` against ``original`` and the out-of-body frames of ``labels``."""
+    """Check ``anonymized`` against ``original`` and the out-of-body frames of ``labels``.
+
+    Args:
+        original: the source video.
+        anonymized: the output to check.
+        labels: the labels the output was made with (or their file).
+        timing: also check every frame's time; off for live recordings, whose times follow
+            the capture clock rather than the source's timestamps.
+        progress: called with (frames done, total).
+    """
     labels = labels if isinstance(labels, Labels) else Labels.load(Path(labels))
     src_info, out_info = probe(original), probe(anonymized)
     report = VerifyReport(findings=inspect_file(anonymized))
@@ -116,7 +126,7 @@ def verify(
         report.add(f"labels cover {len(oob)} frames, the original has {src_info.frame_count}")
         return report
     report.oob_frames = int(oob.sum())
-    report.cut = out_info.frame_count != src_info.frame_count
+    report.cut = _is_cut(labels, src_info.frame_count, out_info.frame_count)
     durations = src_info.frame_durations() * float(src_info.time_base)
     tolerance = 0.5 * float(np.min(durations)) if len(durations) else 0.001
 
@@ -136,7 +146,7 @@ def verify(
                 report.add(f"frame {frame.index}: missing from the output")
                 break
             expected_t = frame.time_s - removed_s
-            if abs(out.time_s - expected_t) > tolerance:
+            if timing and abs(out.time_s - expected_t) > tolerance:
                 report.add(
                     f"frame {frame.index}: shown at {out.time_s:.3f} s, expected {expected_t:.3f} s"
                 )
@@ -169,6 +179,14 @@ def _check_silence(path: Path, labels: Labels, report: VerifyReport) -> None:
                         f"sound is audible at {times[inside][0]:.2f} s, inside a hidden segment"
                     )
                     return
+
+
+def _is_cut(labels: Labels, source_frames: int, output_frames: int) -> bool:
+    """Whether out-of-body frames were removed rather than drawn over."""
+    action = labels.extra.get("output", {}).get("action")
+    if action is not None:
+        return bool(action == "cut")
+    return output_frames != source_frames and output_frames == int((~labels.oob_mask()).sum())
 
 
 def _compare(

@@ -321,6 +321,7 @@ class LiveSession:
             item.p_out,
             item.captured.t_capture,
             item.state,
+            item.captured.index,
         )
         for runner in self.runners:
             runner.offer(delivery)

@@ -59,6 +59,8 @@ class Delivery:
     p_out: float | None
     t_capture: float
     state: str
+    source_index: int = -1
+    """The source frame shown (-1 for a paused card)."""
 
 
 class Sink(ABC):
@@ -97,6 +99,7 @@ class RecordSink(Sink):
         self._times: list[float] = []
         self._hidden: list[bool] = []
         self._scores: list[tuple[int, float, float]] = []
+        self._sources: list[int] = []
         self._size = (0, 0)
         self._last_pts = -1
 
@@ -125,6 +128,7 @@ class RecordSink(Sink):
         t = item.pts * float(LIVE_TIME_BASE)
         self._times.append(t)
         self._hidden.append(item.hidden)
+        self._sources.append(item.source_index)
         if item.p_out is not None:
             self._scores.append((index, t, item.p_out))
 
@@ -154,6 +158,7 @@ class RecordSink(Sink):
             p_out=np.asarray(p_out, np.float32),
             segments=segments_from_mask(np.asarray(self._hidden), times, duration),
             params={"live": True},
+            extra={"source_frames": self._sources},
         )
         write_labels(labels, self.path.with_name(f"{self.path.stem}.labels.json"))
 

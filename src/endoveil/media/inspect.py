@@ -27,6 +27,8 @@ TECHNICAL_STREAM_TAGS = {
     "handler_name": {"VideoHandler", "SoundHandler"},
     "vendor_id": {"[0][0][0][0]"},
 }
+# Stream tags that are technical whatever their value (Matroska writes each stream's length).
+TECHNICAL_ANY_VALUE_TAGS = {"DURATION"}
 SEI_TYPES = {"h264": {6}, "hevc": {39, 40}}
 PACKETS_SCANNED = 100_000
 
@@ -67,6 +69,8 @@ def _stream_findings(stream: av.stream.Stream) -> Iterator[Finding]:
     if stream.type == "audio":
         yield Finding("notice", where, "audio track: operating-room sound may carry names")
     for key, value in stream.metadata.items():
+        if key in TECHNICAL_ANY_VALUE_TAGS:
+            continue
         allowed = TECHNICAL_STREAM_TAGS.get(key)
         if allowed is None or value not in allowed:
             yield Finding("identifying", f"{where} tag", f"{key}={_short(value)}")
