@@ -1,4 +1,4 @@
-"""The benchmark clip: 1080p30, 60 s, H.264 (x264 veryfast, B-frames, keyframes every 250).
+"""Benchmark clips: 1080p30 60 s by default, H.264 (x264 veryfast, B-frames, keyframes every 250).
 
 Built from real images of ../shared/data when present (in body, then 8 s out of body, then in
 body again, with a slow zoom so the encoder sees real motion); from endoveil's drawn demo
@@ -44,8 +44,10 @@ def _sources() -> tuple[list[np.ndarray], list[np.ndarray], str]:
     return body, [room_scene(640, 360)[:, :640]], "drawn demo scenes (../shared/data is absent)"
 
 
-def _frames(body: list[np.ndarray], room: list[np.ndarray]) -> Iterator[np.ndarray]:
-    for i in range(FPS * SECONDS):
+def _frames(
+    body: list[np.ndarray], room: list[np.ndarray], width: int, height: int, seconds: int
+) -> Iterator[np.ndarray]:
+    for i in range(FPS * seconds):
         t = i / FPS
         pool = room if OOB_S[0] <= t < OOB_S[1] else body
         image = pool[(i // 8) % len(pool)]
@@ -54,23 +56,25 @@ def _frames(body: list[np.ndarray], room: list[np.ndarray]) -> Iterator[np.ndarr
         ch, cw = int(h / zoom), int(w / zoom)
         y0, x0 = (h - ch) // 2, (w - cw) // 2
         crop = image[y0 : y0 + ch, x0 : x0 + cw]
-        yield cv2.resize(crop, (WIDTH, HEIGHT), interpolation=cv2.INTER_LINEAR)
+        yield cv2.resize(crop, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
-def benchmark_clip() -> tuple[Path, str]:
+def benchmark_clip(
+    width: int = WIDTH, height: int = HEIGHT, seconds: int = SECONDS
+) -> tuple[Path, str]:
     """The cached clip (made on first use) and where its pictures came from."""
     body, room, origin = _sources()
     tag = "real" if "shared" in origin else "drawn"
-    path = CACHE / f"clip_1080p30_60s_{tag}.mp4"
+    path = CACHE / f"clip_{height}p{FPS}_{seconds}s_{tag}.mp4"
     if path.exists():
         return path, origin
     CACHE.mkdir(exist_ok=True)
     tmp = path.with_suffix(".part.mp4")
     with av.open(str(tmp), "w") as container:
         stream = container.add_stream("libx264", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {"preset": "veryfast", "crf": "20"}
-        for image in _frames(body, room):
+        for image in _frames(body, room, width, height, seconds):
             container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         container.mux(stream.encode(None))
     tmp.rename(path)
