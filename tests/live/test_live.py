@@ -232,3 +232,23 @@ def test_synthetic_source_with_browser_preview(classifier: OnnxClassifier, tmp_p
     assert status["state"] in {"clear", "anonymized", "fail-closed"}
     assert b"Content-Type: image/jpeg" in head and b"\xff\xd8" in head
     assert session.report.frames_out > 25
+
+
+def test_recording_starts_and_stops_while_running(
+    classifier: OnnxClassifier, tmp_path: Path
+) -> None:
+    source = StreamSource("lavfi:testsrc2=size=320x240:rate=25")
+    session = LiveSession(source, classifier, [], LiveConfig(duration_s=3.0))
+    thread = threading.Thread(target=session.run, daemon=True)
+    thread.start()
+    time.sleep(0.8)
+    sink = _record(tmp_path)
+    session.add_sink(sink)
+    time.sleep(1.2)
+    stats = session.remove_sink(sink)
+    thread.join(timeout=10)
+
+    assert stats.delivered > 10 and not stats.errors
+    recorded = probe(sink.path)
+    assert recorded.frame_count == stats.delivered
+    assert sink.path.with_name("live.labels.json").is_file()

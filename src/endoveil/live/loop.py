@@ -146,6 +146,7 @@ class LiveSession:
     ) -> None:
         self.source, self.classifier, self.config = source, classifier, config
         self.runners = [SinkRunner(s, max_backoff_s=config.max_backoff_s) for s in sinks]
+        self._runners_lock = threading.Lock()
         self.on_status = on_status
         threshold = config.threshold if config.threshold is not None else classifier.threshold
         self.params = TemporalParams(threshold=threshold)
@@ -204,6 +205,25 @@ class LiveSession:
                 self.report.sinks[runner.sink.name] = runner.stats
             self.report.duration_s = time.monotonic() - started
         return self.report
+
+    def add_sink(self, sink: Sink) -> None:
+        """Start feeding one more sink while running (e.g. start recording)."""
+        runner = SinkRunner(sink, max_backoff_s=self.config.max_backoff_s)
+        if self._size is not None:
+            runner.configure(*self._size, self.source.nominal_fps)
+        runner.start()
+        with self._runners_lock:
+            self.runners = [*self.runners, runner]
+
+    def remove_sink(self, sink: Sink, timeout: float = 30.0) -> SinkStats:
+        """Stop feeding ``sink``, finish it (finalize a recording) and return its stats."""
+        with self._runners_lock:
+            runner = next(r for r in self.runners if r.sink is sink)
+            self.runners = [r for r in self.runners if r is not runner]
+        runner.stop()
+        runner.join(timeout=timeout)
+        self.report.sinks[sink.name] = runner.stats
+        return runner.stats
 
     def _warm_up(self) -> None:
         """Run the model once before the first frame, so the first frames are not late."""
