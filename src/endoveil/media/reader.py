@@ -7,7 +7,7 @@ with ``video_frame`` None, so that callers can treat it as out of body instead o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -31,7 +31,6 @@ class Frame:
         pts: presentation timestamp in the stream's time base.
         time_s: seconds from the stream's first frame.
         video_frame: the decoded frame, or None if it could not be decoded.
-        model_image: the frame resized for the model (uint8 RGB S×S), when requested.
         skipped: not decoded on purpose (``skip_nonref``), as opposed to undecodable.
     """
 
@@ -39,7 +38,6 @@ class Frame:
     pts: int
     time_s: float
     video_frame: av.VideoFrame | None
-    model_image: npt.NDArray[np.uint8] | None = None
     skipped: bool = False
 
     @property
@@ -86,8 +84,6 @@ class FrameReader:
     Args:
         path: the video.
         info: its `probe` result, if already known.
-        model_size: also give each wanted frame a ``model_image`` of this size.
-        want_model_image: which frame indices need a ``model_image`` (default: all).
         threads: let FFmpeg decode with frame/slice threads.
         skip_nonref: do not decode H.264 pictures that no other picture refers to.
 
@@ -104,15 +100,11 @@ class FrameReader:
         path: Path | str,
         info: VideoInfo | None = None,
         *,
-        model_size: int | None = None,
-        want_model_image: Callable[[int], bool] | None = None,
         threads: bool = True,
         skip_nonref: bool = False,
     ) -> None:
         self.path = Path(path)
         self.info = info or probe(self.path)
-        self.model_size = model_size
-        self.want_model_image = want_model_image or (lambda _i: True)
         self._container = open_input(self.path)
         self._stream = self._container.streams.video[0]
         if threads:
@@ -200,12 +192,7 @@ class FrameReader:
             yield Frame(index, pts, self._time(index), None, skipped=skipped)
 
     def _frame(self, index: int, video_frame: av.VideoFrame) -> Frame:
-        model_image = None
-        if self.model_size and self.want_model_image(index):
-            model_image = to_model_image(video_frame, self.model_size)
-        return Frame(
-            index, int(self.info.frame_pts[index]), self._time(index), video_frame, model_image
-        )
+        return Frame(index, int(self.info.frame_pts[index]), self._time(index), video_frame)
 
     def _time(self, index: int) -> float:
         return float(self.info.frame_times[index])
