@@ -259,6 +259,7 @@ def _register_extras() -> None:
 
     cli_live.register(app)
     cli_train.register(app)
+    __import__("endoveil.cli_cases", fromlist=["register"]).register(app)
 
 
 _register_extras()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -28,6 +29,7 @@ StageProgress = Callable[[str, int, int], None]
 """Called with (stage, done, total) as a case advances."""
 
 HASH_CHUNK = 1 << 20
+MIN_REDACTED_STEM = 4
 
 
 @dataclass(frozen=True)
@@ -102,15 +104,23 @@ def redact(text: str, case: Case) -> str:
     """
     labels: dict[str, str] = {}
     for n, segment in enumerate(case.segments, start=1):
-        for form in (str(segment), os.path.abspath(segment), segment.name, segment.stem):
+        forms = [str(segment), os.path.abspath(segment), os.path.realpath(segment), segment.name]
+        # A stem is only worth hiding when it can carry a name ("2" or "VID" cannot).
+        if len(segment.stem) >= MIN_REDACTED_STEM:
+            forms.append(segment.stem)
+        for form in forms:
             labels.setdefault(form, f"<segment {n}>")
-    for form in (str(case.folder), os.path.abspath(case.folder), case.folder.name, case.case_id):
+    folder = case.folder
+    for form in (str(folder), os.path.abspath(folder), os.path.realpath(folder)):
         labels.setdefault(form, "<case>")
-    # Longest first, so a path is replaced whole before its file name is.
-    for original in sorted(labels, key=len, reverse=True):
-        if original:
-            text = text.replace(original, labels[original])
-    return text
+    for form in (folder.name, case.case_id):
+        labels.setdefault(form, "<case>")
+    originals = sorted((o for o in labels if o), key=len, reverse=True)
+    if not originals:
+        return text
+    # One pass, longest first: a path is replaced whole, and no label is rewritten again.
+    pattern = re.compile("|".join(re.escape(o) for o in originals))
+    return pattern.sub(lambda m: labels[m.group(0)], text)
 
 
 def process_case(job: CaseJob, progress: StageProgress | None = None) -> CaseOutcome:

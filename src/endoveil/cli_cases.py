@@ -1,0 +1,268 @@
+"""The ``endoveil cases`` command: merge, de-identify and pseudonymize every case of an archive.
+
+Thin: it parses options, builds `BatchSettings`, calls `endoveil.cases.run_batch` and shows
+progress with rich. The console (the operator's terminal) shows case folder names so failures
+can be found; nothing written into the output root does.
+
+Exit codes: 0 every case done; 1 some case failed (listed); 2 wrong usage; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from endoveil.anonymize.offline import MODES, PipelineConfig
+from endoveil.anonymize.render import ACTIONS
+from endoveil.cases.discover import DEFAULT_PATTERNS, Case, discover_cases
+from endoveil.cases.mapping_log import check_log_location
+from endoveil.cases.pseudonym import PSEUDONYM_KINDS, SECRET_ENV, load_secret
+from endoveil.cases.report import REPORT_JSON, REPORT_TEXT, BatchReport, CaseEntry, render_table
+from endoveil.errors import EndoveilError
+
+__all__ = ["cases_command", "default_log_path", "register"]
+
+EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``cases`` to ``app``."""
+    app.command("cases")(cases_command)
+
+
+def default_log_path() -> Path:
+    """``$XDG_DATA_HOME/endoveil/mapping-log.csv`` (``~/.local/share/...`` by default)."""
+    data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(data_home) / "endoveil" / "mapping-log.csv"
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def cases_command(
+    input_root: Annotated[
+        Path, typer.Argument(help="Archive: one sub-folder of segments per case.")
+    ],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Output root (shared; pseudonyms only).")
+    ],
+    log: Annotated[
+        Path | None,
+        typer.Option(
+            help="Mapping log CSV, outside the output root "
+            "[default: ~/.local/share/endoveil/mapping-log.csv]."
+        ),
+    ] = None,
+    pattern: Annotated[
+        list[str] | None,
+        typer.Option(help="Segment file pattern, repeatable (default: common video types)."),
+    ] = None,
+    group_by: Annotated[
+        str | None,
+        typer.Option(
+            help="Regex grouping files lying directly in INPUT_ROOT into cases "
+            "(by its 'case' group or first group)."
+        ),
+    ] = None,
+    pseudonym: Annotated[
+        str, typer.Option(help="uuid: random UUID4; hmac: keyed, the same on every run.")
+    ] = "uuid",
+    secret_file: Annotated[
+        Path | None,
+        typer.Option(help=f"File holding the HMAC secret (else ${SECRET_ENV})."),
+    ] = None,
+    mode: Annotated[
+        str, typer.Option(help="exact: re-encode every frame; fast: stream-copy in-body GOPs.")
+    ] = "exact",
+    action: Annotated[
+        str, typer.Option(help=f"How OOB frames are hidden: {', '.join(ACTIONS)}.")
+    ] = "blur",
+    threshold: Annotated[
+        float | None, typer.Option(help="p(out of body) threshold (default: the model's).")
+    ] = None,
+    margin: Annotated[
+        float, typer.Option(help="Seconds hidden before and after each OOB segment.")
+    ] = 1.0,
+    smoothing: Annotated[
+        float, typer.Option(help="In-body gaps shorter than this (s) are hidden too.")
+    ] = 1.0,
+    sample_every: Annotated[
+        int | None, typer.Option(help="Score every N-th frame (default: ~6 per second).", min=1)
+    ] = None,
+    keep_audio: Annotated[
+        bool, typer.Option(help="Keep the sound, muted during OOB segments (default: dropped).")
+    ] = False,
+    preset: Annotated[str, typer.Option(help="libx264 preset for re-encoding.")] = "superfast",
+    crf: Annotated[int, typer.Option(help="libx264 quality.", min=0, max=51)] = 18,
+    model: Annotated[
+        Path | None, typer.Option(help="ONNX model (default: the embedded model).")
+    ] = None,
+    verify: Annotated[
+        bool, typer.Option(help="Re-decode every output and prove it before calling it done.")
+    ] = False,
+    workers: Annotated[int, typer.Option(help="Cases run in parallel processes.", min=1)] = 1,
+    cluster: Annotated[
+        str | None,
+        typer.Option(help="Dask scheduler address (tcp://host:8786): run the cases there."),
+    ] = None,
+    retry_failed: Annotated[
+        bool, typer.Option(help="Run again the cases that failed in an earlier run.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bars.")] = False,
+) -> None:
+    """Merge each case's segments, anonymize it, name it by a pseudonym; resumable."""
+    from endoveil.cases.batch import BatchSettings, run_batch
+
+    if action not in ACTIONS:
+        _fail(f"--action must be one of {', '.join(ACTIONS)}", EXIT_USAGE)
+    if mode not in MODES:
+        _fail(f"--mode must be one of {', '.join(MODES)}", EXIT_USAGE)
+    if pseudonym not in PSEUDONYM_KINDS:
+        _fail(f"--pseudonym must be one of {', '.join(PSEUDONYM_KINDS)}", EXIT_USAGE)
+    if threshold is not None and not 0 < threshold <= 1:
+        _fail("--threshold must be in (0, 1]", EXIT_USAGE)
+    if margin < 0 or smoothing < 0:
+        _fail("--margin and --smoothing must be >= 0", EXIT_USAGE)
+    log = log or default_log_path()
+    secret = None
+    try:
+        if pseudonym == "hmac":
+            secret = load_secret(secret_file)
+        check_log_location(log, output)
+        found = discover_cases(input_root, patterns=pattern or DEFAULT_PATTERNS, group_by=group_by)
+        config = PipelineConfig(
+            action=action,  # type: ignore[arg-type]
+            mode=mode,  # type: ignore[arg-type]
+            threshold=threshold,
+            margin_s=margin,
+            smoothing_s=smoothing,
+            sample_every=sample_every,
+            keep_audio=keep_audio,
+            preset=preset,
+            crf=crf,
+        )
+        settings = BatchSettings(
+            output_root=output,
+            log=log,
+            pipeline=config,
+            model=model,
+            pseudonym=pseudonym,  # type: ignore[arg-type]
+            secret=secret,
+            verify=verify,
+            workers=workers,
+            retry_failed=retry_failed,
+        )
+    except (ValueError, NotADirectoryError, EndoveilError) as exc:
+        _fail(str(exc), EXIT_USAGE)
+    for path, why in found.ignored:
+        err_console.print(f"[yellow]ignored:[/] {escape(str(path))}: {why}", highlight=False)
+    if not found.cases:
+        _fail(f"{input_root}: no case found (one sub-folder of videos per case)", EXIT_USAGE)
+
+    runner = None
+    if cluster is not None:
+        from endoveil.cases.cluster import import_distributed, run_on_cluster
+
+        try:
+            import_distributed()
+        except ImportError as exc:
+            _fail(str(exc), EXIT_USAGE)
+        runner = run_on_cluster(cluster)
+
+    bars = _Bars(enabled=not quiet)
+    try:
+        with bars:
+            report = run_batch(found.cases, settings, observer=bars, runner=runner)
+    except KeyboardInterrupt:
+        _fail("interrupted; unfinished cases are redone on the next run", EXIT_INTERRUPTED)
+    except EndoveilError as exc:
+        _fail(str(exc), EXIT_ERROR)
+    _print_summary(report, found.cases, output)
+    if report.failed or any(e.detail.startswith("failed before") for e in report.entries):
+        raise typer.Exit(EXIT_ERROR)
+
+
+class _Bars:
+    """One bar for the batch, one per running case; a line per finished case."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err_console,
+            disable=not enabled,
+        )
+        self.overall: TaskID | None = None
+        self.tasks: dict[int, TaskID] = {}
+        self.total = 0
+
+    def __enter__(self) -> _Bars:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(None, None, None)
+
+    def batch_started(self, cases: int, to_run: int) -> None:
+        self.total = cases
+        self.overall = self.progress.add_task(f"cases ({cases - to_run} done before)", total=to_run)
+
+    def case_progress(self, index: int, stage: str, done: int, total: int) -> None:
+        label = f"  case {index}/{self.total} {stage:6}"
+        task = self.tasks.get(index)
+        if task is None:
+            self.tasks[index] = self.progress.add_task(label, total=total, completed=done)
+        else:
+            self.progress.update(task, description=label, completed=done, total=total)
+
+    def case_finished(self, entry: CaseEntry, case: Case) -> None:
+        task = self.tasks.pop(entry.index, None)
+        if task is not None:
+            self.progress.remove_task(task)
+        if entry.status != "skipped" and self.overall is not None:
+            self.progress.advance(self.overall)
+        mark = {"done": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[dim]-[/]"}
+        if self.enabled or entry.status == "failed":
+            err_console.print(
+                f"{mark[entry.status]} case {entry.index}/{self.total} "
+                f"{escape(case.case_id)} → {entry.pseudonym}: {escape(entry.detail)}",
+                highlight=False,
+                soft_wrap=True,
+            )
+
+
+def _print_summary(report: BatchReport, cases: list[Case], output: Path) -> None:
+    console.print(render_table(report), highlight=False, soft_wrap=True, end="")
+    console.print(f"report: {output / REPORT_JSON}, {output / REPORT_TEXT}", highlight=False)
+    for entry in report.entries:
+        if entry.status == "failed" or entry.detail.startswith("failed before"):
+            err_console.print(
+                f"[bold red]error:[/] case {entry.index} "
+                f"{escape(cases[entry.index - 1].case_id)}: {escape(entry.detail)}",
+                highlight=False,
+                soft_wrap=True,
+            )
