@@ -62,7 +62,7 @@ class AugmentConfig:
     crop: float = 0.5
     rotate: float = 0.3
     flip: float = 0.5
-    content_area: float = 0.45
+    content_area: float = 0.55
     photometric: float = 0.8
     fog: float = 0.15
     specular: float = 0.2
@@ -188,7 +188,8 @@ def _content_area(image: Image, rng: np.random.Generator) -> Image:
     kind = rng.integers(0, 3)
     if kind == 0:  # circular field, sometimes cut by the frame edges
         out = image.copy()
-        radius = rng.uniform(0.4, 0.75) * max(h, w)
+        # From a small disc (thin scopes, or the field shown small) to one cut by the edges.
+        radius = rng.uniform(0.3, 0.85) * (min(h, w) if rng.random() < 0.5 else max(h, w))
         centre = (w / 2 + rng.normal(0, 0.03) * w, h / 2 + rng.normal(0, 0.03) * h)
         yy, xx = np.ogrid[:h, :w]
         outside = (xx - centre[0]) ** 2 + (yy - centre[1]) ** 2 > radius**2
