@@ -85,9 +85,7 @@ def _fold_pads_into_convs(model: Any, net: EfficientNetLite0) -> None:
     from onnx import helper
 
     # The exporter names nodes by module path: "/net/_blocks.3/_depthwise_conv/Pad".
-    pads = {
-        "/net/" + name.replace("._", "/_") + "/Pad": m.pad for name, m in _padded_convs(net)
-    }
+    pads = {"/net/" + name.replace("._", "/_") + "/Pad": m.pad for name, m in _padded_convs(net)}
     consumers: dict[str, list[Any]] = {}
     for node in model.graph.node:
         for name in node.input:

@@ -6,6 +6,8 @@ import html
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 if TYPE_CHECKING:
     from endoveil.train.evaluate import EvalResult, VideoResult
 
@@ -61,13 +63,15 @@ def timeline_svg(video: VideoResult, threshold: float, width: int = 900) -> str:
     height = band * 2 + plot + 40
     inner = width - pad - 10
     t = video.time_s
-    t0, t1 = (t[0], t[-1]) if t else (0.0, 1.0)
+    # Each frame is drawn from its time to the next one's, so the axis ends one frame late.
+    frame_s = float(np.median(np.diff(t))) if len(t) > 1 else 1.0
+    t0, t1 = (t[0], t[-1] + frame_s) if t else (0.0, 1.0)
     span = (t1 - t0) or 1.0
 
     def x(v: float) -> float:
         return pad + (v - t0) / span * inner
 
-    step = inner / max(len(t), 1)
+    step = frame_s / span * inner
 
     def bar(flags: Sequence[bool], y: float, colour: str) -> str:
         return "".join(
