@@ -81,7 +81,7 @@ def test_killed_batch_resumes(tmp_path: Path, brightness_model_path: Path) -> No
     statuses = {e["pseudonym"]: e["status"] for e in report["entries"]}
     assert {statuses[p] for p in done_before} == {"skipped"}
     assert {statuses[p] for p in half_done} == {"done"}, "the half-done case keeps its name"
-    assert report["recovered_half_done"] == len(half_done)
+    assert report["recovered_unfinished"] == len(half_done)
     assert {p: p.stat().st_mtime_ns for p in finished_files} == finished_files
     assert all(e["verified"] for e in report["entries"] if e["status"] == "done")
 

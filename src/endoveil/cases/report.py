@@ -103,7 +103,7 @@ class BatchReport:
             "failed": self.count("failed"),
             "skipped": self.count("skipped"),
             "not_run": self.cases - len(self.entries),
-            "recovered_half_done": self.recovered,
+            "recovered_unfinished": self.recovered,
             "video_hours_done": round(self.video_hours_done, 6),
             "video_hours_per_hour": round(self.hours_per_hour, 3),
             "entries": [asdict(e) for e in sorted(self.entries, key=lambda e: e.index)],
