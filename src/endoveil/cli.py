@@ -255,11 +255,10 @@ def inspect(
 
 def _register_extras() -> None:
     """Commands that live in their own modules."""
-    from endoveil import cli_live, cli_train
+    from endoveil import cli_cases, cli_live, cli_train
 
-    cli_live.register(app)
-    cli_train.register(app)
-    __import__("endoveil.cli_cases", fromlist=["register"]).register(app)
+    for module in (cli_live, cli_cases, cli_train):
+        module.register(app)
 
 
 _register_extras()
