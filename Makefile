@@ -18,7 +18,7 @@ $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(PIP) -e '.[train,dev,cluster]'
+	$(PIP) -e '.[train,dev,cluster,gui]'
 	touch $@ $(VENV)/.installed-run
 
 demo: $(VENV)/.installed-run

@@ -1,0 +1,297 @@
+"""The GUI server: `create_app(settings)` builds the FastAPI app.
+
+Pages and assets are served from the package (no CDN: it works offline). The API lives under
+``/api`` and needs the session token (see `endoveil.gui.security`); its routes are split by
+page: work (this module), reviews, jobs and live.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from endoveil import __version__
+from endoveil.cases import DEFAULT_PATTERNS, discover_cases, natural_key
+from endoveil.cases.mapping_log import check_log_location
+from endoveil.cases.pseudonym import hmac_pseudonym, load_secret, uuid_pseudonym
+from endoveil.detect.classifier import default_model_path
+from endoveil.errors import EndoveilError
+from endoveil.gui import api_jobs, api_live, api_reviews
+from endoveil.gui.jobs import JobRunner
+from endoveil.gui.live import LiveManager
+from endoveil.gui.security import COOKIE, PathRefused, Roots, check_secret
+from endoveil.gui.settings import GuiSettings, WorkSettings
+from endoveil.gui.state import GuiState, gui, require_token
+from endoveil.gui.store import Store
+from endoveil.gui.tasks import Tasks
+from endoveil.gui.thumbs import ProbeCache
+
+__all__ = ["create_app"]
+
+STATIC = resources.files("endoveil.gui") / "static"
+LOGIN_DELAY_S = 0.5  # slows password guessing to two a second per connection
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data: blob:; media-src 'self'; "
+        "style-src 'self'; script-src 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+VIDEO_SUFFIXES = {p.removeprefix("*") for p in DEFAULT_PATTERNS}
+
+
+def create_app(settings: GuiSettings) -> FastAPI:
+    """The GUI app for ``settings`` (its database and queue start with the app's lifespan)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(settings.data_dir, 0o700)  # reviews hold patient folder names and merged videos
+    store = Store(settings.data_dir / "gui.sqlite3")
+    api_jobs.settle_reviews(store)  # reviews whose job was interrupted by a restart
+    tasks = Tasks(store, settings)
+    state = GuiState(
+        settings=settings,
+        roots=Roots(settings.roots),
+        store=store,
+        tasks=tasks,
+        runner=JobRunner(store, tasks.handlers()),
+        probes=ProbeCache(),
+        live=LiveManager(settings.model),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if settings.start_worker:
+            state.runner.start()
+        try:
+            yield
+        finally:
+            state.live.stop()
+            state.runner.stop()
+            store.close()
+
+    app = FastAPI(
+        title="endoveil",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.gui = state
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    @app.exception_handler(PathRefused)
+    async def refused(_request: Request, exc: PathRefused) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=403)
+
+    @app.exception_handler(EndoveilError)
+    async def endoveil_error(_request: Request, exc: EndoveilError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    app.get("/", include_in_schema=False)(index)
+    app.post("/api/login")(login)
+    app.get("/api/auth")(auth)
+    protected = [Depends(require_token)]
+    app.get("/api/session", dependencies=protected)(session)
+    app.get("/api/fs", dependencies=protected)(list_folder)
+    app.post("/api/work", dependencies=protected)(add_work)
+    app.include_router(api_reviews.router)
+    app.include_router(api_jobs.router)
+    app.include_router(api_live.router)
+    return app
+
+
+State = Annotated[GuiState, Depends(gui)]
+
+
+def _set_cookie(response: Response, token: str) -> None:
+    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
+
+
+async def index(request: Request, state: State, token: str | None = None) -> Response:
+    """The page. Opened with ``?token=``: store it in the cookie and drop it from the URL."""
+    if token is not None:
+        if not check_secret(token, state.settings.token):
+            raise HTTPException(403, "wrong session token")
+        response: Response = RedirectResponse("/", status_code=303)
+        _set_cookie(response, token)
+        return response
+    return FileResponse(str(STATIC / "index.html"), headers={"Cache-Control": "no-store"})
+
+
+async def auth(state: State) -> dict[str, bool]:
+    """Without a session: may the sign-in page offer a password field?"""
+    return {"password": state.settings.password is not None}
+
+
+class LoginBody(BaseModel):
+    password: str
+
+
+async def login(body: LoginBody, state: State) -> Response:
+    """Exchange the password (``--host`` only) for the session cookie."""
+    expected = state.settings.password
+    if expected is None:
+        raise HTTPException(404, "no password is set: open the link printed by endoveil gui")
+    await asyncio.sleep(LOGIN_DELAY_S)
+    if not check_secret(body.password, expected):
+        raise HTTPException(403, "wrong password")
+    response = JSONResponse({"ok": True})
+    _set_cookie(response, state.settings.token)
+    return response
+
+
+def _defaults(state: GuiState) -> WorkSettings:
+    root = state.roots.roots[0]
+    return WorkSettings(
+        output=str(root / "endoveil-output"),
+        mapping_log=str(root / "endoveil-mapping-log.csv"),
+    )
+
+
+def session(state: State) -> dict[str, Any]:
+    """What the page needs to start: roots, default settings, model, version."""
+    model = state.settings.model or default_model_path()
+    return {
+        "version": __version__,
+        "roots": [str(r) for r in state.roots.roots],
+        "defaults": _defaults(state).model_dump(),
+        "model": model.name,
+        "password": state.settings.password is not None,
+    }
+
+
+def list_folder(state: State, path: str | None = None) -> dict[str, Any]:
+    """The sub-folders and videos of ``path`` (no path: the roots)."""
+    if not path:
+        entries = [{"name": str(r), "path": str(r), "kind": "folder"} for r in state.roots.roots]
+        return {"path": None, "parent": None, "entries": entries}
+    folder = state.roots.resolve(path)
+    if not folder.is_dir():
+        raise HTTPException(404, f"{path}: not a folder")
+    entries = []
+    try:
+        children = sorted(folder.iterdir(), key=lambda p: natural_key(p.name))
+    except OSError as exc:
+        raise HTTPException(403, f"{path}: cannot be listed ({exc.strerror})") from exc
+    for child in children:
+        if child.name.startswith("."):
+            continue
+        try:
+            state.roots.resolve(child)  # a symlink out of the roots is not shown
+        except PathRefused:
+            continue
+        if child.is_dir():
+            entries.append({"name": child.name, "path": str(child), "kind": "folder"})
+        elif child.suffix.lower() in VIDEO_SUFFIXES:
+            size = child.stat().st_size
+            entries.append({"name": child.name, "path": str(child), "kind": "video", "size": size})
+    parent = folder.parent
+    inside = folder not in state.roots.roots and any(
+        parent.is_relative_to(r) for r in state.roots.roots
+    )
+    return {"path": str(folder), "parent": str(parent) if inside else None, "entries": entries}
+
+
+class WorkBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    settings: dict[str, Any] = {}
+
+
+def _work_settings(state: GuiState, given: dict[str, Any]) -> WorkSettings:
+    """The user's settings with defaults filled in and every path checked against the roots."""
+    try:
+        work = WorkSettings.model_validate({**_defaults(state).model_dump(), **given})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise HTTPException(422, f"setting {where}: {first['msg']}") from exc
+    output = state.roots.resolve(work.output or _defaults(state).output)
+    log = state.roots.resolve(work.mapping_log or _defaults(state).mapping_log)
+    secret_file = str(state.roots.resolve(work.secret_file)) if work.secret_file else ""
+    try:
+        check_log_location(log, output)
+    except EndoveilError as exc:
+        raise HTTPException(400, str(exc)) from exc
+    return work.model_copy(
+        update={"output": str(output), "mapping_log": str(log), "secret_file": secret_file}
+    )
+
+
+def _secret(work: WorkSettings) -> bytes | None:
+    if work.pseudonym != "hmac":
+        return None
+    try:
+        return load_secret(Path(work.secret_file) if work.secret_file else None)
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from exc
+
+
+def add_work(body: WorkBody, state: State) -> dict[str, Any]:
+    """Queue a video or a folder of cases: detection for review, or an unattended batch."""
+    path = state.roots.resolve(body.path)
+    if not path.exists():
+        raise HTTPException(404, f"{body.path}: no such file or folder")
+    work = _work_settings(state, body.settings)
+    secret = _secret(work)
+    store, settings = state.store, work.model_dump()
+    reviews: list[int] = []
+    jobs: list[int] = []
+    if path.is_file():
+        review = store.add_review(
+            kind="video",
+            source=str(path),
+            title=path.name,
+            segments=[str(path)],
+            pseudonym="",
+            work_root=state.work_root,
+            settings=settings,
+        )
+        reviews.append(review.id)
+        jobs.append(store.add_job("detect", f"detect {path.name}", {}, review.id).id)
+    else:
+        cases = discover_cases(path).cases
+        if not cases:
+            raise HTTPException(
+                400, f"{path.name}: no case folders with videos in it (one sub-folder per case)"
+            )
+        if work.unattended:
+            params = {"folder": str(path), "settings": settings}
+            jobs.append(
+                store.add_job("batch", f"batch {path.name} ({len(cases)} cases)", params).id
+            )
+        for case in [] if work.unattended else cases:
+            name = hmac_pseudonym(secret, case.case_id) if secret else uuid_pseudonym()
+            review = store.add_review(
+                kind="case",
+                source=str(case.folder),
+                title=case.case_id,
+                segments=[str(s) for s in case.segments],
+                pseudonym=name,
+                work_root=state.work_root,
+                settings=settings,
+            )
+            reviews.append(review.id)
+            jobs.append(store.add_job("detect", f"prepare {case.case_id}", {}, review.id).id)
+    state.runner.wake()
+    return {"reviews": reviews, "jobs": jobs}

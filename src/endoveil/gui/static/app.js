@@ -1,0 +1,759 @@
+// endoveil GUI: plain JavaScript, no build step. The session cookie (set when the page was
+// opened with ?token=) authenticates every request; nothing is fetched from the internet.
+"use strict";
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const $$ = (sel, root = document) => [...root.querySelectorAll(sel)];
+const el = (tag, props = {}, ...children) => {
+  const node = Object.assign(document.createElement(tag), props);
+  node.append(...children.filter((c) => c !== null && c !== undefined));
+  return node;
+};
+
+// ---------------------------------------------------------------------------------------
+// API and notices
+
+class ApiError extends Error {
+  constructor(status, message) { super(message); this.status = status; }
+}
+
+async function api(method, path, body) {
+  const init = { method, credentials: "same-origin", headers: {} };
+  if (body instanceof FormData) init.body = body;
+  else if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, init);
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const detail = typeof data.detail === "string" ? data.detail : response.statusText;
+    if (response.status === 401 || response.status === 403) {
+      if (!path.startsWith("/api/login")) showSignIn();
+    }
+    throw new ApiError(response.status, detail);
+  }
+  return data;
+}
+
+let noticeTimer = 0;
+function notify(message, isError = false) {
+  const box = $("#notice");
+  box.textContent = message;
+  box.className = isError ? "error" : "";
+  box.hidden = false;
+  clearTimeout(noticeTimer);
+  noticeTimer = setTimeout(() => { box.hidden = true; }, isError ? 9000 : 4000);
+}
+const fail = (err) => notify(err.message || String(err), true);
+
+const fmtTime = (s) => {
+  if (s === null || s === undefined || !isFinite(s)) return "–";
+  const m = Math.floor(s / 60), sec = s - 60 * m;
+  return `${m}:${sec.toFixed(2).padStart(5, "0")}`;
+};
+const fmtEta = (s) => (s === null || s === undefined ? "–" : s < 90 ? `${Math.ceil(s)} s` : `${Math.round(s / 60)} min`);
+
+// Tables refresh every second; keep the keyboard focus on the same control across a refresh.
+function keepFocus(rebuild) {
+  const key = document.activeElement && document.activeElement.dataset.key;
+  rebuild();
+  if (key) {
+    const again = document.querySelector(`[data-key="${key}"]`);
+    if (again) again.focus();
+  }
+}
+const keyed = (node, key) => { node.dataset.key = key; return node; };
+let lastReviews = "", lastJobs = "";
+
+// ---------------------------------------------------------------------------------------
+// Pages and theme
+
+const state = { session: null, page: "work", reviewId: null, timers: {} };
+
+function showPage(page, push = true) {
+  state.page = page;
+  for (const section of $$(".page")) section.hidden = section.id !== `page-${page}`;
+  for (const tab of $$(".tab")) {
+    if (tab.dataset.page === page) tab.setAttribute("aria-current", "page");
+    else tab.removeAttribute("aria-current");
+  }
+  if (push) {
+    const hash = page === "review" && state.reviewId ? `#review/${state.reviewId}` : `#${page}`;
+    history.replaceState(null, "", hash);
+  }
+  if (page === "work") loadReviews();
+  if (page === "queue") loadJobs();
+  if (page === "review") openReview(state.reviewId);
+  if (page === "live") refreshLive();
+}
+
+function showSignIn() {
+  for (const section of $$(".page")) section.hidden = section.id !== "page-signin";
+  $$(".tab").forEach((t) => { t.disabled = true; });
+  api("GET", "/api/auth").then((a) => { $("#login").hidden = !a.password; }).catch(() => {});
+}
+
+function initTheme() {
+  const saved = localStorage.getItem("endoveil-theme");
+  if (saved) document.documentElement.dataset.theme = saved;
+  $("#theme").addEventListener("click", () => {
+    const dark = getComputedStyle(document.documentElement).colorScheme.includes("dark");
+    const next = dark ? "light" : "dark";
+    document.documentElement.dataset.theme = next;
+    localStorage.setItem("endoveil-theme", next);
+    drawTimeline();
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Work page: folder picker and settings
+
+const work = { folder: null, chosen: null, chosenKind: null };
+
+async function browse(path) {
+  let listing;
+  try {
+    listing = await api("GET", path ? `/api/fs?path=${encodeURIComponent(path)}` : "/api/fs");
+  } catch (err) { fail(err); return; }
+  work.folder = listing.path;
+  const crumbs = $("#crumbs");
+  crumbs.replaceChildren(el("button", { type: "button", textContent: "Folders", onclick: () => browse(null) }));
+  if (listing.path) {
+    const root = state.session.roots.find((r) => listing.path === r || listing.path.startsWith(r + "/"));
+    const rest = listing.path.slice(root.length).split("/").filter(Boolean);
+    let current = root;
+    crumbs.append(" / ", el("button", { type: "button", textContent: root, onclick: () => browse(root) }));
+    for (const part of rest) {
+      current = `${current}/${part}`;
+      const target = current;
+      crumbs.append(" / ", el("button", { type: "button", textContent: part, onclick: () => browse(target) }));
+    }
+  }
+  const list = $("#entries");
+  list.replaceChildren();
+  if (listing.parent) {
+    list.append(el("li", {}, el("button", { type: "button", textContent: "⬑ ..", onclick: () => browse(listing.parent) })));
+  }
+  for (const entry of listing.entries) {
+    const icon = entry.kind === "folder" ? "📁" : "🎞";
+    const button = el("button", { type: "button", textContent: `${icon} ${entry.name}` });
+    button.dataset.path = entry.path;
+    button.setAttribute("aria-pressed", String(entry.path === work.chosen));
+    button.addEventListener("click", () => (entry.kind === "folder" ? browse(entry.path) : choose(entry.path, "video")));
+    list.append(el("li", {}, button));
+  }
+  if (!listing.entries.length) list.append(el("li", { className: "empty", textContent: "No folders or videos here." }));
+  $("#choose-folder").disabled = !listing.path;
+}
+
+function choose(path, kind) {
+  work.chosen = path;
+  work.chosenKind = kind;
+  $("#chosen").textContent = kind === "folder" ? `${path} (folder of cases)` : path;
+  $$("#entries button[data-path]").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.path === path)));
+  updateStartLabel();
+}
+
+function updateStartLabel() {
+  const form = $("#settings");
+  const unattended = form.elements.unattended.checked;
+  $("#start").disabled = !work.chosen;
+  $("#start").textContent = unattended ? "Run unattended (no review)" : "Detect, then review";
+  $(".hmac-only").hidden = form.elements.pseudonym.value !== "hmac";
+}
+
+function fillDefaults(defaults) {
+  const form = $("#settings");
+  for (const [name, value] of Object.entries(defaults)) {
+    const field = form.elements[name];
+    if (!field || field instanceof RadioNodeList) continue;
+    if (field.type === "checkbox") field.checked = Boolean(value);
+    else field.value = value === null ? "" : value;
+  }
+  form.elements.mode.value = defaults.mode;
+}
+
+function readSettings() {
+  const f = $("#settings").elements;
+  return {
+    mode: f.mode.value,
+    action: f.action.value,
+    threshold: f.threshold.value === "" ? null : Number(f.threshold.value),
+    margin_s: Number(f.margin_s.value || 0),
+    output: f.output.value.trim(),
+    mapping_log: f.mapping_log.value.trim(),
+    pseudonym: f.pseudonym.value,
+    secret_file: f.secret_file.value.trim(),
+    keep_audio: f.keep_audio.checked,
+    force: f.force.checked,
+    unattended: f.unattended.checked,
+  };
+}
+
+async function startWork(event) {
+  event.preventDefault();
+  if (!work.chosen) return;
+  try {
+    const made = await api("POST", "/api/work", { path: work.chosen, settings: readSettings() });
+    const n = made.reviews.length;
+    notify(n ? `${n} review(s) queued for detection` : "Batch queued");
+    showPage("queue");
+  } catch (err) { fail(err); }
+}
+
+async function loadReviews() {
+  let reviews;
+  try { reviews = await api("GET", "/api/reviews"); } catch (err) { return; }
+  const text = JSON.stringify(reviews);
+  if (text === lastReviews) return;
+  lastReviews = text;
+  keepFocus(() => renderReviews(reviews));
+}
+
+function renderReviews(reviews) {
+  const body = $("#reviews tbody");
+  body.replaceChildren();
+  $("#reviews").hidden = !reviews.length;
+  $("#reviews-empty").hidden = Boolean(reviews.length);
+  for (const review of reviews.reverse()) {
+    const exported = review.export;
+    let result = "";
+    if (exported && exported.video) result = `${exported.verified ? "✔ verified" : "not verified"} · ${exported.video}`;
+    else if (review.reviewed) result = "reviewed, not exported";
+    const open = keyed(el("button", { type: "button", textContent: review.status === "exported" ? "Open" : "Review", onclick: () => { state.reviewId = review.id; showPage("review"); } }), `review-${review.id}-open`);
+    open.disabled = review.status === "detecting";
+    const remove = keyed(el("button", { type: "button", className: "link", textContent: "Forget", onclick: () => forgetReview(review) }), `review-${review.id}-forget`);
+    const name = review.pseudonym ? `${review.title} → ${review.pseudonym}` : review.title;
+    body.append(el("tr", {},
+      el("td", { textContent: name }),
+      el("td", {}, el("span", { className: `badge ${review.status}`, textContent: review.status })),
+      el("td", { className: "small", textContent: result }),
+      el("td", {}, open, remove)));
+  }
+}
+
+async function forgetReview(review) {
+  if (!confirm(`Forget the review of ${review.title}? Its merged video and labels in the GUI's data folder are deleted; exported files stay.`)) return;
+  try { await api("DELETE", `/api/reviews/${review.id}`); loadReviews(); } catch (err) { fail(err); }
+}
+
+// ---------------------------------------------------------------------------------------
+// Queue page
+
+async function loadJobs() {
+  let jobs;
+  try { jobs = await api("GET", "/api/jobs"); } catch (err) { return; }
+  const active = jobs.filter((j) => j.status === "queued" || j.status === "running").length;
+  $("#queue-count").textContent = active ? String(active) : "";
+  if (state.page !== "queue") return;
+  const text = JSON.stringify(jobs);
+  if (text === lastJobs) return;
+  lastJobs = text;
+  keepFocus(() => {
+    const body = $("#jobs tbody");
+    body.replaceChildren();
+    $("#jobs").hidden = !jobs.length;
+    $("#jobs-empty").hidden = Boolean(jobs.length);
+    for (const job of jobs) body.append(jobRow(job));
+  });
+}
+
+function jobRow(job) {
+  const p = job.progress || {};
+  const progress = el("td");
+  if (p.total) {
+    progress.append(el("progress", { max: p.total, value: p.done, textContent: `${p.done}/${p.total}` }),
+      el("div", { className: "small", textContent: `${p.stage}: ${p.done} / ${p.total} frames` }));
+  } else if (p.stage) progress.append(el("div", { className: "small", textContent: p.stage }));
+  const speed = job.status === "running" && p.fps ? `${p.fps} fps · ${fmtEta(p.eta_s)}` : "";
+  const actions = el("td");
+  if (job.status === "queued" || job.status === "running") {
+    actions.append(keyed(el("button", { type: "button", textContent: "Cancel", onclick: () => jobAction(job, "cancel") }), `job-${job.id}-cancel`));
+  }
+  if (["failed", "cancelled", "interrupted"].includes(job.status)) {
+    actions.append(keyed(el("button", { type: "button", textContent: "Resume", onclick: () => jobAction(job, "resume") }), `job-${job.id}-resume`));
+  }
+  if (job.result && job.result.report) {
+    actions.append(keyed(el("a", { href: `/api/jobs/${job.id}/report`, target: "_blank", rel: "noopener", textContent: "Report" }), `job-${job.id}-report`));
+  }
+  if (job.review_id && job.kind === "detect" && job.status === "done") {
+    actions.append(keyed(el("button", { type: "button", textContent: "Review", onclick: () => { state.reviewId = job.review_id; showPage("review"); } }), `job-${job.id}-review`));
+  }
+  const status = el("td", {}, el("span", { className: `badge ${job.status}`, textContent: job.status }));
+  if (job.error) status.append(el("div", { className: "error small", textContent: job.error }));
+  const result = job.result || {};
+  if (job.status === "done" && result.video) {
+    status.append(el("div", { className: "small", textContent: `${result.verified ? "✔ verified" : ""} ${result.video}` }));
+  }
+  if (result.cases) {
+    for (const c of result.cases) {
+      status.append(el("div", { className: "small", textContent: `case ${c.case}: ${c.status}${c.verified ? " ✔ verified" : ""} ${c.video || c.detail}` }));
+    }
+  }
+  const row = el("tr", {}, el("td", { textContent: job.title }), status, progress, el("td", { className: "mono", textContent: speed }), actions);
+  row.dataset.job = job.id;
+  return row;
+}
+
+async function jobAction(job, action) {
+  try { await api("POST", `/api/jobs/${job.id}/${action}`); loadJobs(); } catch (err) { fail(err); }
+}
+
+// ---------------------------------------------------------------------------------------
+// Review page: player, timeline, segments
+
+const rv = {
+  data: null, segments: [], selected: -1, frame: 0, dirty: false, drag: null,
+  get count() { return this.data ? this.data.video.frame_count : 0; },
+};
+
+function frameTime(i) {
+  const t = rv.data.frame_times;
+  return i >= t.length ? rv.data.video.duration_s : t[Math.max(0, i)];
+}
+
+function frameAt(seconds) {
+  const t = rv.data.frame_times;
+  let lo = 0, hi = t.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (t[mid] <= seconds + 1e-4) lo = mid; else hi = mid - 1;
+  }
+  return lo;
+}
+
+async function openReview(id) {
+  clearInterval(state.timers.review);
+  $("#review-empty").hidden = Boolean(id);
+  $("#review").hidden = !id;
+  if (!id) return;
+  let data;
+  try { data = await api("GET", `/api/reviews/${id}`); } catch (err) { fail(err); return; }
+  $("#review-title").textContent = data.pseudonym ? `${data.title} → ${data.pseudonym}` : data.title;
+  const badge = $("#review-status");
+  badge.textContent = data.status;
+  badge.className = `badge ${data.status}`;
+  const ready = Boolean(data.segments);
+  $("#review-body").hidden = !ready;
+  $("#review-wait").hidden = ready;
+  for (const b of ["#save", "#export"]) $(b).disabled = !ready || !["ready", "exported", "failed"].includes(data.status);
+  if (!ready) {
+    $("#review-wait").textContent = data.status === "failed"
+      ? "Detection failed: see the Queue page for why, then resume it there."
+      : "Detection is running; the review opens when it is done (progress on the Queue page).";
+    state.timers.review = setInterval(() => { if (state.page === "review") openReview(id); }, 1500);
+    return;
+  }
+  if (rv.data && rv.data.id === id && rv.dirty) {
+    rv.data = data; // keep the user's unsaved edits; refresh status only
+    return;
+  }
+  rv.data = data;
+  rv.segments = data.segments.map((s) => ({ start_frame: s.start_frame, end_frame: s.end_frame }));
+  rv.selected = rv.segments.length ? 0 : -1;
+  setDirty(false);
+  setupPlayer();
+  renderSegments();
+  seek(rv.segments.length ? rv.segments[0].start_frame : 0);
+  if (data.status === "exporting") {
+    state.timers.review = setInterval(() => { if (state.page === "review") openReview(id); }, 1500);
+  }
+}
+
+function setupPlayer() {
+  const video = $("#video"), still = $("#still");
+  const id = rv.data.id;
+  video.hidden = !rv.data.playable;
+  still.hidden = rv.data.playable;
+  $("#unplayable").hidden = rv.data.playable;
+  $("#play").disabled = !rv.data.playable;
+  if (rv.data.playable) {
+    const src = `/api/reviews/${id}/video`;
+    if (!video.src.endsWith(src)) video.src = src;
+  } else {
+    video.removeAttribute("src");
+    $("#unplayable").textContent = `This browser cannot play this video (${rv.data.not_playable_because}): review it from the frames decoded on the server.`;
+  }
+}
+
+function seek(frame) {
+  rv.frame = Math.max(0, Math.min(rv.count - 1, frame));
+  if (rv.data.playable) {
+    const video = $("#video");
+    // The middle of the frame's display time: the decoder shows exactly this frame.
+    const next = rv.frame + 1 < rv.count ? frameTime(rv.frame + 1) : rv.data.video.duration_s;
+    video.currentTime = (frameTime(rv.frame) + next) / 2;
+  } else {
+    $("#still").src = `/api/reviews/${rv.data.id}/thumb?frame=${rv.frame}&width=640`;
+  }
+  updateClock();
+  drawTimeline();
+}
+
+function updateClock() {
+  $("#clock").textContent = `${fmtTime(frameTime(rv.frame))} · frame ${rv.frame} / ${rv.count - 1}`;
+}
+
+function setDirty(dirty) {
+  rv.dirty = dirty;
+  $("#review-dirty").hidden = !dirty;
+}
+
+function sortSegments() {
+  const chosen = rv.segments[rv.selected];
+  rv.segments.sort((a, b) => a.start_frame - b.start_frame);
+  rv.selected = chosen ? rv.segments.indexOf(chosen) : -1;
+}
+
+function changed() {
+  sortSegments();
+  setDirty(true);
+  renderSegments();
+  drawTimeline();
+}
+
+function select(index, jump = true) {
+  rv.selected = index;
+  renderSegments();
+  if (jump && rv.segments[index]) seek(rv.segments[index].start_frame);
+  else drawTimeline();
+}
+
+function thumb(frame, oob) {
+  if (frame < 0 || frame >= rv.count) return el("img", { alt: "", src: "data:," });
+  return el("img", {
+    src: `/api/reviews/${rv.data.id}/thumb?frame=${frame}&width=160`,
+    alt: `frame ${frame}${oob ? " (hidden)" : ""}`, className: oob ? "oob" : "", loading: "lazy",
+  });
+}
+
+function renderSegments() {
+  const list = $("#segments");
+  list.replaceChildren();
+  $("#seg-count").textContent = String(rv.segments.length);
+  $("#segs-empty").hidden = rv.segments.length > 0;
+  rv.segments.forEach((seg, i) => {
+    const start = frameTime(seg.start_frame), end = frameTime(seg.end_frame);
+    const pick = el("button", { type: "button", className: "pick", textContent: `${i + 1}. ${fmtTime(start)} – ${fmtTime(end)} (${seg.end_frame - seg.start_frame} frames)`, onclick: () => select(i) });
+    const remove = el("button", { type: "button", className: "link", textContent: "Remove", onclick: () => { rv.selected = i; removeSelected(); } });
+    remove.setAttribute("aria-label", `Remove segment ${i + 1}`);
+    const edges = el("div", { className: "edges" },
+      el("figure", {}, el("div", { className: "pair" }, thumb(seg.start_frame - 1, false), thumb(seg.start_frame, true)), el("figcaption", { textContent: `starts at frame ${seg.start_frame}` })),
+      el("figure", {}, el("div", { className: "pair" }, thumb(seg.end_frame - 1, true), thumb(seg.end_frame, false)), el("figcaption", { textContent: `ends before frame ${seg.end_frame}` })));
+    const item = el("li", {}, el("div", { className: "seg-head" }, pick, remove), edges);
+    item.setAttribute("aria-selected", String(i === rv.selected));
+    list.append(item);
+  });
+}
+
+function removeSelected() {
+  if (rv.selected < 0) return;
+  rv.segments.splice(rv.selected, 1);
+  rv.selected = Math.min(rv.selected, rv.segments.length - 1);
+  changed();
+}
+
+function addAtPlayhead() {
+  const fps = rv.data.video.fps || 25;
+  const seg = { start_frame: rv.frame, end_frame: Math.min(rv.count, rv.frame + Math.max(1, Math.round(fps))) };
+  rv.segments.push(seg);
+  rv.selected = rv.segments.length - 1;
+  changed();
+}
+
+function setEdge(which) {
+  const seg = rv.segments[rv.selected];
+  if (!seg) { notify("Select a segment first (J / K or click it)", true); return; }
+  if (which === "start" && rv.frame < seg.end_frame) seg.start_frame = rv.frame;
+  else if (which === "end" && rv.frame + 1 > seg.start_frame) seg.end_frame = rv.frame + 1;
+  else { notify("The playhead is on the wrong side of the segment", true); return; }
+  changed();
+}
+
+function jumpSegment(step) {
+  if (!rv.segments.length) return;
+  let index;
+  if (step > 0) index = rv.segments.findIndex((s) => s.start_frame > rv.frame);
+  else index = rv.segments.map((s) => s.start_frame < rv.frame).lastIndexOf(true);
+  if (index < 0) index = step > 0 ? rv.segments.length - 1 : 0;
+  select(index);
+}
+
+async function saveReview() {
+  try {
+    const saved = await api("PUT", `/api/reviews/${rv.data.id}/segments`, { segments: rv.segments });
+    rv.segments = saved.segments.map((s) => ({ start_frame: s.start_frame, end_frame: s.end_frame }));
+    rv.selected = Math.min(rv.selected, rv.segments.length - 1);
+    setDirty(false);
+    renderSegments();
+    drawTimeline();
+    notify("Saved: these labels are marked as reviewed");
+    return true;
+  } catch (err) { fail(err); return false; }
+}
+
+async function exportReview() {
+  const n = rv.segments.length;
+  const action = rv.data.settings.action;
+  const message = `Export with ${n} out-of-body segment(s), ${action === "cut" ? "cut out" : action + "ed"}? The file goes to ${rv.data.settings.output}.`;
+  if (!confirm(message)) return;
+  if (rv.dirty && !(await saveReview())) return;
+  try {
+    await api("POST", `/api/reviews/${rv.data.id}/export`);
+    notify("Export queued: it is verified frame by frame when written");
+    showPage("queue");
+  } catch (err) { fail(err); }
+}
+
+async function importLabels(event) {
+  const file = event.target.files[0];
+  event.target.value = "";
+  if (!file) return;
+  const form = new FormData();
+  form.append("file", file);
+  try {
+    const got = await api("POST", `/api/reviews/${rv.data.id}/import`, form);
+    rv.segments = got.segments.map((s) => ({ start_frame: s.start_frame, end_frame: s.end_frame }));
+    rv.selected = rv.segments.length ? 0 : -1;
+    changed();
+    notify(`Imported ${got.segments.length} segment(s) (${got.frames_changed} frames differ): review, then save`);
+  } catch (err) { fail(err); }
+}
+
+// Timeline: probability curve, threshold, segments, playhead; edges can be dragged.
+const EDGE_GRAB_PX = 7;
+
+function timelineX(seconds, width) { return (seconds / rv.data.video.duration_s) * width; }
+
+function drawTimeline() {
+  const canvas = $("#timeline");
+  if (!rv.data || !rv.data.frame_times || canvas.offsetParent === null) return;
+  const ratio = window.devicePixelRatio || 1;
+  const width = canvas.clientWidth, height = canvas.clientHeight;
+  canvas.width = Math.round(width * ratio);
+  canvas.height = Math.round(height * ratio);
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+  const css = getComputedStyle(document.documentElement);
+  const color = (name) => css.getPropertyValue(name).trim();
+  ctx.clearRect(0, 0, width, height);
+  rv.segments.forEach((seg, i) => {
+    const x0 = timelineX(frameTime(seg.start_frame), width), x1 = timelineX(frameTime(seg.end_frame), width);
+    ctx.fillStyle = i === rv.selected ? color("--sel") : color("--oob");
+    ctx.fillRect(x0, 0, Math.max(1, x1 - x0), height);
+    ctx.fillStyle = color("--oob-edge");
+    ctx.fillRect(x0 - 1, 0, 2, height);
+    ctx.fillRect(x1 - 1, 0, 2, height);
+  });
+  if (rv.data.threshold) {
+    const y = height - rv.data.threshold * (height - 8) - 4;
+    ctx.strokeStyle = color("--muted");
+    ctx.setLineDash([4, 4]);
+    ctx.beginPath(); ctx.moveTo(0, y); ctx.lineTo(width, y); ctx.stroke();
+    ctx.setLineDash([]);
+  }
+  const curve = rv.data.curve;
+  ctx.strokeStyle = color("--curve");
+  ctx.lineWidth = 1.5;
+  ctx.beginPath();
+  curve.time_s.forEach((t, i) => {
+    const x = timelineX(t, width), y = height - curve.p_out[i] * (height - 8) - 4;
+    if (i) ctx.lineTo(x, y); else ctx.moveTo(x, y);
+  });
+  ctx.stroke();
+  const px = timelineX(frameTime(rv.frame), width);
+  ctx.fillStyle = color("--fg");
+  ctx.fillRect(px - 1, 0, 2, height);
+}
+
+function edgeUnder(x, width) {
+  for (const [i, seg] of rv.segments.entries()) {
+    if (Math.abs(timelineX(frameTime(seg.start_frame), width) - x) <= EDGE_GRAB_PX) return { index: i, edge: "start" };
+    if (Math.abs(timelineX(frameTime(seg.end_frame), width) - x) <= EDGE_GRAB_PX) return { index: i, edge: "end" };
+  }
+  return null;
+}
+
+function onTimelineDown(event) {
+  const canvas = event.currentTarget, rect = canvas.getBoundingClientRect();
+  const x = event.clientX - rect.left;
+  const grab = edgeUnder(x, rect.width);
+  canvas.setPointerCapture(event.pointerId);
+  canvas.focus();
+  if (grab) {
+    rv.drag = grab;
+    rv.selected = grab.index;
+    renderSegments();
+    return;
+  }
+  const frame = frameAt((x / rect.width) * rv.data.video.duration_s);
+  const inside = rv.segments.findIndex((s) => frame >= s.start_frame && frame < s.end_frame);
+  if (inside >= 0 && inside !== rv.selected) { rv.selected = inside; renderSegments(); }
+  rv.drag = { seek: true };
+  seek(frame);
+}
+
+function onTimelineMove(event) {
+  const canvas = event.currentTarget, rect = canvas.getBoundingClientRect();
+  const x = Math.max(0, Math.min(rect.width, event.clientX - rect.left));
+  if (!rv.drag) {
+    canvas.style.cursor = edgeUnder(x, rect.width) ? "ew-resize" : "crosshair";
+    return;
+  }
+  const seconds = (x / rect.width) * rv.data.video.duration_s;
+  if (rv.drag.seek) { seek(frameAt(seconds)); return; }
+  const seg = rv.segments[rv.drag.index];
+  // An edge lies between frames: the nearest boundary to the pointer.
+  let boundary = frameAt(seconds);
+  const next = frameTime(boundary + 1);
+  if (seconds - frameTime(boundary) > (next - frameTime(boundary)) / 2) boundary += 1;
+  if (rv.drag.edge === "start") seg.start_frame = Math.min(boundary, seg.end_frame - 1);
+  else seg.end_frame = Math.max(Math.min(boundary, rv.count), seg.start_frame + 1);
+  setDirty(true);
+  seek(rv.drag.edge === "start" ? seg.start_frame : seg.end_frame - 1);
+}
+
+function onTimelineUp() {
+  if (rv.drag && !rv.drag.seek) changed();
+  rv.drag = null;
+}
+
+function onReviewKey(event) {
+  if (state.page !== "review" || !rv.data || !rv.data.frame_times) return;
+  const target = event.target;
+  if (target.matches("input, select, textarea") || (target.matches("button") && event.key === " ")) return;
+  const fps = Math.max(1, Math.round(rv.data.video.fps || 25));
+  const keys = {
+    ArrowLeft: () => seek(rv.frame - (event.shiftKey ? fps : 1)),
+    ArrowRight: () => seek(rv.frame + (event.shiftKey ? fps : 1)),
+    j: () => jumpSegment(-1), k: () => jumpSegment(1),
+    "[": () => setEdge("start"), "]": () => setEdge("end"),
+    a: addAtPlayhead, Delete: removeSelected, Backspace: removeSelected,
+    s: saveReview, " ": togglePlay,
+  };
+  const action = keys[event.key.length === 1 ? event.key.toLowerCase() : event.key];
+  if (!action || event.altKey || event.metaKey || (event.ctrlKey && event.key.toLowerCase() !== "s")) return;
+  event.preventDefault();
+  action();
+}
+
+function togglePlay() {
+  const video = $("#video");
+  if (!rv.data.playable) return;
+  if (video.paused) video.play().catch(fail); else video.pause();
+}
+
+function initReview() {
+  const video = $("#video");
+  const follow = () => {
+    if (!rv.data || !rv.data.frame_times) return;
+    rv.frame = frameAt(video.currentTime);
+    updateClock();
+    drawTimeline();
+    if (!video.paused) requestAnimationFrame(follow);
+  };
+  video.addEventListener("play", () => { $("#play").textContent = "❚❚"; requestAnimationFrame(follow); });
+  video.addEventListener("pause", () => { $("#play").textContent = "▶"; follow(); });
+  video.addEventListener("error", () => {
+    $("#unplayable").hidden = false;
+    $("#unplayable").textContent = "The video did not load in the player; the frames below are decoded on the server.";
+  });
+  $("#play").addEventListener("click", togglePlay);
+  $("#prev-seg").addEventListener("click", () => jumpSegment(-1));
+  $("#next-seg").addEventListener("click", () => jumpSegment(1));
+  $("#save").addEventListener("click", saveReview);
+  $("#export").addEventListener("click", exportReview);
+  $("#import").addEventListener("change", importLabels);
+  const canvas = $("#timeline");
+  canvas.addEventListener("pointerdown", onTimelineDown);
+  canvas.addEventListener("pointermove", onTimelineMove);
+  canvas.addEventListener("pointerup", onTimelineUp);
+  canvas.addEventListener("pointercancel", onTimelineUp);
+  document.addEventListener("keydown", onReviewKey);
+  window.addEventListener("resize", drawTimeline);
+  window.addEventListener("beforeunload", (event) => { if (rv.dirty) event.preventDefault(); });
+}
+
+// ---------------------------------------------------------------------------------------
+// Live page
+
+async function refreshLive() {
+  let status;
+  try { status = await api("GET", "/api/live/status"); } catch (err) { return; }
+  const running = status.running;
+  const badge = $("#live-state");
+  badge.textContent = status.state;
+  badge.className = `badge ${status.state}`;
+  $("#live-fps").textContent = running ? `${Number(status.fps).toFixed(1)} fps` : "";
+  $("#live-latency").textContent = running ? `+${Number(status.latency_ms).toFixed(0)} ms` : "";
+  $("#live-rec").hidden = !status.recording;
+  $("#live-start").disabled = running;
+  $("#live-stop").disabled = !running;
+  $("#rec-start").disabled = !running || Boolean(status.recording);
+  $("#rec-stop").disabled = !status.recording;
+  const preview = $("#live-preview");
+  preview.hidden = !running;
+  $("#live-empty").hidden = running;
+  if (running && !preview.src.includes("/api/live/preview.mjpg")) preview.src = `/api/live/preview.mjpg?t=${Date.now()}`;
+  if (!running && preview.src) preview.removeAttribute("src");
+  const last = status.last_recording;
+  $("#rec-last").textContent = last && last.path ? `Last recording: ${last.path} (${last.frames} frames)` : "";
+  if (status.error) $("#live-empty").textContent = `The live session stopped: ${status.error}`;
+}
+
+async function initLive() {
+  const form = $("#live-form");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const f = form.elements;
+    try {
+      await api("POST", "/api/live/start", { source: f.source.value.trim(), action: f.action.value, loop: f.loop.checked });
+      refreshLive();
+    } catch (err) { fail(err); }
+  });
+  $("#live-stop").addEventListener("click", async () => { try { await api("POST", "/api/live/stop"); refreshLive(); } catch (err) { fail(err); } });
+  $("#rec-start").addEventListener("click", async () => {
+    try { await api("POST", "/api/live/record/start", { path: form.elements.record.value.trim() }); refreshLive(); } catch (err) { fail(err); }
+  });
+  $("#rec-stop").addEventListener("click", async () => { try { await api("POST", "/api/live/record/stop"); refreshLive(); } catch (err) { fail(err); } });
+  try {
+    const found = await api("GET", "/api/live/sources");
+    $("#cameras").replaceChildren(...found.cameras.map((c) => el("option", { value: c })));
+  } catch (err) { /* signed out: handled by api() */ }
+  form.elements.record.value = `${state.session.roots[0]}/live-recording.mp4`;
+}
+
+// ---------------------------------------------------------------------------------------
+// Start
+
+async function main() {
+  initTheme();
+  let session;
+  try { session = await api("GET", "/api/session"); } catch (err) { return; }
+  state.session = session;
+  $$(".tab").forEach((tab) => tab.addEventListener("click", () => showPage(tab.dataset.page)));
+  fillDefaults(session.defaults);
+  const form = $("#settings");
+  form.addEventListener("submit", startWork);
+  form.addEventListener("change", updateStartLabel);
+  $("#choose-folder").addEventListener("click", () => choose(work.folder, "folder"));
+  initReview();
+  initLive();
+  browse(session.roots.length === 1 ? session.roots[0] : null);
+  setInterval(() => { loadJobs(); if (state.page === "work") loadReviews(); }, 1000);
+  setInterval(() => { if (state.page === "live") refreshLive(); }, 1000);
+  const [page, id] = location.hash.slice(1).split("/");
+  if (id) state.reviewId = Number(id);
+  showPage(["work", "queue", "review", "live"].includes(page) ? page : "work", false);
+}
+
+$("#login").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  try {
+    await api("POST", "/api/login", { password: $("#password").value });
+    location.reload();
+  } catch (err) { fail(err); }
+});
+
+main();
