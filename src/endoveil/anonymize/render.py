@@ -42,15 +42,29 @@ class Renderer(ABC):
         return out
 
 
-def _grid(frame: av.VideoFrame, cells: int) -> tuple[int, int]:
-    """Grid size with ``cells`` cells across the longer side."""
-    w, h = frame.width, frame.height
-    if w >= h:
-        return cells, max(1, round(cells * h / w))
-    return max(1, round(cells * w / h)), cells
+class _GridRenderer(Renderer):
+    """Average the frame over a coarse grid (in FFmpeg), then scale it back up."""
+
+    upscale: str
+
+    def __init__(self, cells: int) -> None:
+        if cells < 1:
+            raise ValueError("cells must be >= 1")
+        self.cells = cells
+
+    def render(self, frame: av.VideoFrame) -> av.VideoFrame:
+        w, h = frame.width, frame.height
+        # ``cells`` cells across the longer side, as many as fit the other way.
+        if w >= h:
+            gw, gh = self.cells, max(1, round(self.cells * h / w))
+        else:
+            gw, gh = max(1, round(self.cells * w / h)), self.cells
+        tiny = frame.reformat(width=gw, height=gh, format="yuv420p", interpolation="AREA")
+        out = tiny.reformat(width=w, height=h, format="yuv420p", interpolation=self.upscale)
+        return self._stamp(out, frame)
 
 
-class Blur(Renderer):
+class Blur(_GridRenderer):
     """A blur that keeps only a ``cells``-wide grid of average colours, smoothly upscaled.
 
     Args:
@@ -58,35 +72,19 @@ class Blur(Renderer):
             a whiteboard or a screen to be recognisable or reconstructed).
     """
 
+    upscale = "BICUBIC"
+
     def __init__(self, cells: int = 12) -> None:
-        if cells < 1:
-            raise ValueError("cells must be >= 1")
-        self.cells = cells
-
-    def render(self, frame: av.VideoFrame) -> av.VideoFrame:
-        gw, gh = _grid(frame, self.cells)
-        tiny = frame.reformat(width=gw, height=gh, format="yuv420p", interpolation="AREA")
-        out = tiny.reformat(
-            width=frame.width, height=frame.height, format="yuv420p", interpolation="BICUBIC"
-        )
-        return self._stamp(out, frame)
+        super().__init__(cells)
 
 
-class Pixelate(Renderer):
+class Pixelate(_GridRenderer):
     """Large flat blocks (ROBAN's look), ``cells`` blocks across the longer side."""
 
-    def __init__(self, cells: int = 16) -> None:
-        if cells < 1:
-            raise ValueError("cells must be >= 1")
-        self.cells = cells
+    upscale = "POINT"
 
-    def render(self, frame: av.VideoFrame) -> av.VideoFrame:
-        gw, gh = _grid(frame, self.cells)
-        tiny = frame.reformat(width=gw, height=gh, format="yuv420p", interpolation="AREA")
-        out = tiny.reformat(
-            width=frame.width, height=frame.height, format="yuv420p", interpolation="POINT"
-        )
-        return self._stamp(out, frame)
+    def __init__(self, cells: int = 16) -> None:
+        super().__init__(cells)
 
 
 class Black(Renderer):
