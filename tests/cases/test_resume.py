@@ -31,7 +31,7 @@ def _archive(root: Path) -> Path:
 def _records(out: Path) -> list[dict[str, str]]:
     records = []
     for path in (out / STATE_DIR).glob("*.json"):
-        if path.name != "run.json":
+        if path.name != "run.json" and not path.name.startswith("."):
             try:
                 records.append(json.loads(path.read_text(encoding="utf-8")))
             except (OSError, json.JSONDecodeError):

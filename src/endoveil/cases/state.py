@@ -190,7 +190,8 @@ class StateStore:
 
     def records(self) -> Iterator[tuple[Path, CaseRecord]]:
         for path in sorted(self.dir.glob("*.json")):
-            if path.name != "run.json":
+            # Hidden names are records being written (see `write_text_atomic`).
+            if path.name != "run.json" and not path.name.startswith("."):
                 record = self._read_path(path)
                 if record is not None:
                     yield path, record
