@@ -9,24 +9,42 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from endoveil import __version__
-from endoveil.anonymize.offline import MODES, FileResult, PipelineConfig, run_pipeline
-from endoveil.anonymize.render import ACTIONS
+from endoveil.anonymize.offline import FileResult, run_pipeline
 from endoveil.anonymize.verify import verify as verify_files
+from endoveil.cli_common import (
+    EXIT_ERROR,
+    EXIT_FOUND,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    ActionOption,
+    CrfOption,
+    KeepAudioOption,
+    MarginOption,
+    ModelOption,
+    ModeOption,
+    PresetOption,
+    QuietOption,
+    SampleEveryOption,
+    SmoothingOption,
+    ThresholdOption,
+    err,
+    fail,
+    pipeline_config,
+    print_error,
+)
 from endoveil.demo import make_demo_video
 from endoveil.detect.classifier import OnnxClassifier
 from endoveil.detect.formats import LABEL_FORMATS
 from endoveil.errors import EndoveilError
 from endoveil.media.inspect import inspect_file
 from endoveil.progress import frame_progress
-
-EXIT_ERROR, EXIT_USAGE, EXIT_FOUND, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 app = typer.Typer(
     name="endoveil",
@@ -36,12 +54,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 out = Console()
-err = Console(stderr=True)
-
-
-def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 def _version(value: bool) -> None:
@@ -65,27 +77,12 @@ def anonymize(
         list[Path] | None, typer.Argument(help="Videos to anonymize.", show_default=False)
     ] = None,
     output: Annotated[Path, typer.Option("-o", "--output", help="Output folder.")] = Path("out"),
-    action: Annotated[
-        str, typer.Option(help=f"How OOB frames are hidden: {', '.join(ACTIONS)}.")
-    ] = "blur",
-    mode: Annotated[
-        str,
-        typer.Option(help="exact: re-encode every frame; fast: stream-copy in-body GOPs."),
-    ] = "exact",
-    threshold: Annotated[
-        float | None, typer.Option(help="p(out of body) threshold [default: the model's].")
-    ] = None,
-    margin: Annotated[
-        float, typer.Option(help="Seconds hidden before and after each OOB segment.")
-    ] = 1.0,
-    smoothing: Annotated[
-        float,
-        typer.Option(help="In-body gaps shorter than this (s) between OOB segments are hidden."),
-    ] = 1.0,
-    sample_every: Annotated[
-        int | None,
-        typer.Option(help="Score every N-th frame [default: about 6 frames per second].", min=1),
-    ] = None,
+    action: ActionOption = "blur",
+    mode: ModeOption = "exact",
+    threshold: ThresholdOption = None,
+    margin: MarginOption = 1.0,
+    smoothing: SmoothingOption = 1.0,
+    sample_every: SampleEveryOption = None,
     labels_only: Annotated[bool, typer.Option(help="Write labels only, no video.")] = False,
     labels_format: Annotated[
         str, typer.Option(help=f"Also write labels as: {', '.join(LABEL_FORMATS)}.")
@@ -94,50 +91,30 @@ def anonymize(
         Path | None,
         typer.Option(help="Use these (reviewed) labels instead of running the model."),
     ] = None,
-    keep_audio: Annotated[
-        bool, typer.Option(help="Keep the sound, muted during OOB segments (default: dropped).")
-    ] = False,
-    preset: Annotated[
-        str, typer.Option(help="libx264 preset for re-encoded frames.")
-    ] = "superfast",
-    crf: Annotated[
-        int, typer.Option(help="libx264 quality (lower is better).", min=0, max=51)
-    ] = 18,
-    model: Annotated[
-        Path | None, typer.Option(help="ONNX model [default: the embedded model].")
-    ] = None,
+    keep_audio: KeepAudioOption = False,
+    preset: PresetOption = "superfast",
+    crf: CrfOption = 18,
+    model: ModelOption = None,
     force: Annotated[bool, typer.Option(help="Overwrite existing outputs.")] = False,
     demo: Annotated[
         bool, typer.Option(help="Run on a generated demo video (used when no input is given).")
     ] = False,
-    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bars.")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Detect out-of-body frames; write labels JSON and the anonymized video per input."""
-    if action not in ACTIONS:
-        _fail(f"--action must be one of {', '.join(ACTIONS)}", EXIT_USAGE)
-    if mode not in MODES:
-        _fail(f"--mode must be one of {', '.join(MODES)}", EXIT_USAGE)
     if labels_format not in LABEL_FORMATS:
-        _fail(f"--labels-format must be one of {', '.join(LABEL_FORMATS)}", EXIT_USAGE)
-    if threshold is not None and not 0 < threshold <= 1:
-        _fail("--threshold must be in (0, 1]", EXIT_USAGE)
-    if margin < 0 or smoothing < 0:
-        _fail("--margin and --smoothing must be >= 0", EXIT_USAGE)
+        fail(f"--labels-format must be one of {', '.join(LABEL_FORMATS)}", EXIT_USAGE)
     if labels is not None and inputs and len(inputs) > 1:
-        _fail("--labels applies to a single input", EXIT_USAGE)
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        _fail(f"{output}: cannot create output folder: {exc.strerror}")
-    config = PipelineConfig(
-        action=action,  # type: ignore[arg-type]
-        mode=mode,  # type: ignore[arg-type]
+        fail("--labels applies to a single input", EXIT_USAGE)
+    config = pipeline_config(
+        action=action,
+        mode=mode,
         threshold=threshold,
-        margin_s=margin,
-        smoothing_s=smoothing,
+        margin=margin,
+        smoothing=smoothing,
         sample_every=sample_every,
         labels_only=labels_only,
-        labels_format=labels_format,  # type: ignore[arg-type]
+        labels_format=labels_format,
         labels_in=labels,
         keep_audio=keep_audio,
         preset=preset,
@@ -145,12 +122,16 @@ def anonymize(
         force=force,
     )
     try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"{output}: cannot create output folder: {exc.strerror}")
+    try:
         if demo or not inputs:
             out.print("Running on a generated demo video (drawn, not filmed).")
             inputs = [*(inputs or []), make_demo_video(output)]
         classifier = None if labels is not None else OnnxClassifier(model)
     except EndoveilError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     failures = 0
     for path in inputs:
         try:
@@ -167,9 +148,9 @@ def anonymize(
             _print_summary(result)
         except EndoveilError as exc:
             failures += 1
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            print_error(str(exc))
         except KeyboardInterrupt:
-            _fail("interrupted; no partial output was kept", EXIT_INTERRUPTED)
+            fail("interrupted; no partial output was kept", EXIT_INTERRUPTED)
     if failures:
         raise typer.Exit(EXIT_ERROR)
 
@@ -211,7 +192,7 @@ def verify(
             report = verify_files(original, anonymized, labels, progress=bars.update)
             bars.finish()
     except EndoveilError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     for finding in report.findings:
         out.print(f"  {finding}", highlight=False)
     for problem in report.problems:
@@ -225,7 +206,7 @@ def verify(
             f"{report.oob_frames} out-of-body frames hidden ({kind})"
         )
         return
-    _fail(f"{anonymized}: verification failed ({report.problem_count} problem(s))", EXIT_FOUND)
+    fail(f"{anonymized}: verification failed ({report.problem_count} problem(s))", EXIT_FOUND)
 
 
 @app.command()
@@ -238,7 +219,7 @@ def inspect(
         try:
             findings = inspect_file(path)
         except EndoveilError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            print_error(str(exc))
             failed = True
             continue
         identifying = [f for f in findings if f.severity == "identifying"]
@@ -255,9 +236,9 @@ def inspect(
 
 def _register_extras() -> None:
     """Commands that live in their own modules."""
-    from endoveil import cli_cases, cli_gui, cli_live, cli_train
+    from endoveil import cli_cases, cli_live, cli_train
 
-    for module in (cli_live, cli_cases, cli_train, cli_gui):
+    for module in (cli_live, cli_cases, cli_train):
         module.register(app)
 
 
@@ -269,5 +250,5 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
-        err.print("[bold red]error:[/] interrupted")
+        print_error("interrupted")
         sys.exit(EXIT_INTERRUPTED)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -26,20 +26,34 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from endoveil.anonymize.offline import MODES, PipelineConfig
-from endoveil.anonymize.render import ACTIONS
 from endoveil.cases.discover import DEFAULT_PATTERNS, Case, discover_cases
 from endoveil.cases.mapping_log import check_log_location
 from endoveil.cases.pseudonym import PSEUDONYM_KINDS, SECRET_ENV, load_secret
 from endoveil.cases.report import REPORT_JSON, REPORT_TEXT, BatchReport, CaseEntry, render_table
+from endoveil.cli_common import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    ActionOption,
+    CrfOption,
+    KeepAudioOption,
+    MarginOption,
+    ModelOption,
+    ModeOption,
+    PresetOption,
+    QuietOption,
+    SampleEveryOption,
+    SmoothingOption,
+    ThresholdOption,
+    err,
+    fail,
+    pipeline_config,
+)
 from endoveil.errors import EndoveilError
 
 __all__ = ["cases_command", "default_log_path", "register"]
 
-EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
-
 console = Console()
-err_console = Console(stderr=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -51,11 +65,6 @@ def default_log_path() -> Path:
     """``$XDG_DATA_HOME/endoveil/mapping-log.csv`` (``~/.local/share/...`` by default)."""
     data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(data_home) / "endoveil" / "mapping-log.csv"
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 def cases_command(
@@ -90,32 +99,16 @@ def cases_command(
         Path | None,
         typer.Option(help=f"File holding the HMAC secret (else ${SECRET_ENV})."),
     ] = None,
-    mode: Annotated[
-        str, typer.Option(help="exact: re-encode every frame; fast: stream-copy in-body GOPs.")
-    ] = "exact",
-    action: Annotated[
-        str, typer.Option(help=f"How OOB frames are hidden: {', '.join(ACTIONS)}.")
-    ] = "blur",
-    threshold: Annotated[
-        float | None, typer.Option(help="p(out of body) threshold (default: the model's).")
-    ] = None,
-    margin: Annotated[
-        float, typer.Option(help="Seconds hidden before and after each OOB segment.")
-    ] = 1.0,
-    smoothing: Annotated[
-        float, typer.Option(help="In-body gaps shorter than this (s) are hidden too.")
-    ] = 1.0,
-    sample_every: Annotated[
-        int | None, typer.Option(help="Score every N-th frame (default: ~6 per second).", min=1)
-    ] = None,
-    keep_audio: Annotated[
-        bool, typer.Option(help="Keep the sound, muted during OOB segments (default: dropped).")
-    ] = False,
-    preset: Annotated[str, typer.Option(help="libx264 preset for re-encoding.")] = "superfast",
-    crf: Annotated[int, typer.Option(help="libx264 quality.", min=0, max=51)] = 18,
-    model: Annotated[
-        Path | None, typer.Option(help="ONNX model (default: the embedded model).")
-    ] = None,
+    mode: ModeOption = "exact",
+    action: ActionOption = "blur",
+    threshold: ThresholdOption = None,
+    margin: MarginOption = 1.0,
+    smoothing: SmoothingOption = 1.0,
+    sample_every: SampleEveryOption = None,
+    keep_audio: KeepAudioOption = False,
+    preset: PresetOption = "superfast",
+    crf: CrfOption = 18,
+    model: ModelOption = None,
     verify: Annotated[
         bool, typer.Option(help="Re-decode every output and prove it before calling it done.")
     ] = False,
@@ -127,21 +120,24 @@ def cases_command(
     retry_failed: Annotated[
         bool, typer.Option(help="Run again the cases that failed in an earlier run.")
     ] = False,
-    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bars.")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Merge each case's segments, anonymize it, name it by a pseudonym; resumable."""
     from endoveil.cases.batch import BatchSettings, run_batch
 
-    if action not in ACTIONS:
-        _fail(f"--action must be one of {', '.join(ACTIONS)}", EXIT_USAGE)
-    if mode not in MODES:
-        _fail(f"--mode must be one of {', '.join(MODES)}", EXIT_USAGE)
     if pseudonym not in PSEUDONYM_KINDS:
-        _fail(f"--pseudonym must be one of {', '.join(PSEUDONYM_KINDS)}", EXIT_USAGE)
-    if threshold is not None and not 0 < threshold <= 1:
-        _fail("--threshold must be in (0, 1]", EXIT_USAGE)
-    if margin < 0 or smoothing < 0:
-        _fail("--margin and --smoothing must be >= 0", EXIT_USAGE)
+        fail(f"--pseudonym must be one of {', '.join(PSEUDONYM_KINDS)}", EXIT_USAGE)
+    config = pipeline_config(
+        action=action,
+        mode=mode,
+        threshold=threshold,
+        margin=margin,
+        smoothing=smoothing,
+        sample_every=sample_every,
+        keep_audio=keep_audio,
+        preset=preset,
+        crf=crf,
+    )
     log = log or default_log_path()
     secret = None
     try:
@@ -149,17 +145,6 @@ def cases_command(
             secret = load_secret(secret_file)
         check_log_location(log, output)
         found = discover_cases(input_root, patterns=pattern or DEFAULT_PATTERNS, group_by=group_by)
-        config = PipelineConfig(
-            action=action,  # type: ignore[arg-type]
-            mode=mode,  # type: ignore[arg-type]
-            threshold=threshold,
-            margin_s=margin,
-            smoothing_s=smoothing,
-            sample_every=sample_every,
-            keep_audio=keep_audio,
-            preset=preset,
-            crf=crf,
-        )
         settings = BatchSettings(
             output_root=output,
             log=log,
@@ -172,11 +157,11 @@ def cases_command(
             retry_failed=retry_failed,
         )
     except (ValueError, NotADirectoryError, EndoveilError) as exc:
-        _fail(str(exc), EXIT_USAGE)
+        fail(str(exc), EXIT_USAGE)
     for path, why in found.ignored:
-        err_console.print(f"[yellow]ignored:[/] {escape(str(path))}: {why}", highlight=False)
+        err.print(f"[yellow]ignored:[/] {escape(str(path))}: {why}", highlight=False)
     if not found.cases:
-        _fail(f"{input_root}: no case found (one sub-folder of videos per case)", EXIT_USAGE)
+        fail(f"{input_root}: no case found (one sub-folder of videos per case)", EXIT_USAGE)
 
     runner = None
     if cluster is not None:
@@ -185,7 +170,7 @@ def cases_command(
         try:
             import_distributed()
         except ImportError as exc:
-            _fail(str(exc), EXIT_USAGE)
+            fail(str(exc), EXIT_USAGE)
         runner = run_on_cluster(cluster)
 
     bars = _Bars(enabled=not quiet)
@@ -193,9 +178,9 @@ def cases_command(
         with bars:
             report = run_batch(found.cases, settings, observer=bars, runner=runner)
     except KeyboardInterrupt:
-        _fail("interrupted; unfinished cases are redone on the next run", EXIT_INTERRUPTED)
+        fail("interrupted; unfinished cases are redone on the next run", EXIT_INTERRUPTED)
     except EndoveilError as exc:
-        _fail(str(exc), EXIT_ERROR)
+        fail(str(exc), EXIT_ERROR)
     _print_summary(report, found.cases, output)
     if report.failed or any(e.detail.startswith("failed before") for e in report.entries):
         raise typer.Exit(EXIT_ERROR)
@@ -213,7 +198,7 @@ class _Bars:
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
-            console=err_console,
+            console=err,
             disable=not enabled,
         )
         self.overall: TaskID | None = None
@@ -247,7 +232,7 @@ class _Bars:
             self.progress.advance(self.overall)
         mark = {"done": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[dim]-[/]"}
         if self.enabled or entry.status == "failed":
-            err_console.print(
+            err.print(
                 f"{mark[entry.status]} case {entry.index}/{self.total} "
                 f"{escape(case.case_id)} → {entry.pseudonym}: {escape(entry.detail)}",
                 highlight=False,
@@ -260,7 +245,7 @@ def _print_summary(report: BatchReport, cases: list[Case], output: Path) -> None
     console.print(f"report: {output / REPORT_JSON}, {output / REPORT_TEXT}", highlight=False)
     for entry in report.entries:
         if entry.status == "failed" or entry.detail.startswith("failed before"):
-            err_console.print(
+            err.print(
                 f"[bold red]error:[/] case {entry.index} "
                 f"{escape(cases[entry.index - 1].case_id)}: {escape(entry.detail)}",
                 highlight=False,

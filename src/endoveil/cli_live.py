@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
+from endoveil.cli_common import EXIT_USAGE, ModelOption, err, fail
 from endoveil.detect.classifier import OnnxClassifier
 from endoveil.errors import EndoveilError
 from endoveil.live.loop import LiveConfig, LiveReport, LiveSession, LiveStatus
@@ -22,9 +23,6 @@ from endoveil.live.sinks import PushSink, RecordSink, Sink, VirtualCameraSink, W
 from endoveil.live.sources import open_source
 
 __all__ = ["register"]
-
-EXIT_ERROR, EXIT_USAGE = 1, 2
-err = Console(stderr=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -79,9 +77,7 @@ def live(
     record_preset: Annotated[str, typer.Option(help="libx264 preset of the recording.")] = (
         "superfast"
     ),
-    model: Annotated[
-        Path | None, typer.Option(help="ONNX model [default: the embedded model].")
-    ] = None,
+    model: ModelOption = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Log warnings only.")] = False,
 ) -> None:
     """Anonymize a live source in real time; fails closed (blurred) when unsure or behind."""
@@ -91,7 +87,7 @@ def live(
         handlers=[RichHandler(console=err, show_path=False)],
     )
     if action not in ("blur", "pixelate", "black"):
-        _fail("--action must be blur, pixelate or black", EXIT_USAGE)
+        fail("--action must be blur, pixelate or black", EXIT_USAGE)
     try:
         config = LiveConfig(
             action=action,  # type: ignore[arg-type]
@@ -103,7 +99,7 @@ def live(
             duration_s=duration,
         )
     except ValueError as exc:
-        _fail(str(exc), EXIT_USAGE)
+        fail(str(exc), EXIT_USAGE)
     try:
         classifier = OnnxClassifier(model)
         src = open_source(source, realtime=realtime, loop=loop)
@@ -112,7 +108,7 @@ def live(
             record, push or [], http, window, virtual_camera, record_preset, session_holder
         )
     except (EndoveilError, OSError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     session = LiveSession(src, classifier, sinks, config, on_status=_print_status)
     session_holder.append(session)
 
@@ -132,7 +128,7 @@ def live(
     _print_report(report)
     failed = [name for name, stats in report.sinks.items() if stats.delivered == 0 and stats.errors]
     if failed:
-        _fail(f"no frame reached {', '.join(failed)}")
+        fail(f"no frame reached {', '.join(failed)}")
 
 
 def _sinks(
@@ -196,8 +192,3 @@ def _print_report(report: LiveReport) -> None:
             name, f"{stats.delivered} delivered, {stats.dropped} dropped, {stats.failures} failures"
         )
     Console().print(table)
-
-
-def _fail(message: str, code: int = EXIT_ERROR) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
