@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, HTTPException, Request, UploadFile
+from fastapi import APIRouter, Depends, HTTPException, UploadFile
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
 
@@ -171,17 +171,12 @@ def save_segments(review_id: int, body: SegmentsBody, state: State) -> dict[str,
 
 
 @router.post("/{review_id}/import", dependencies=[Depends(require_token)])
-async def import_labels(
-    review_id: int, file: UploadFile, request: Request, state: State
-) -> dict[str, Any]:
+async def import_labels(review_id: int, file: UploadFile, state: State) -> dict[str, Any]:
     """Read labels from a file (endoveil JSON, ROBAN, OoBNet CSV, interval CSV) as segments.
 
     They are not saved: the page shows them for review, and saving stores them.
     """
-    limit = state.settings.max_upload_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit + 64 * 1024:
-        raise HTTPException(413, f"labels files are limited to {limit // (1024 * 1024)} MB")
+    limit = state.settings.max_upload_bytes  # the whole body is limited by the app as well
     review = state.review_or_404(review_id)
     suffix = Path(file.filename or "").suffix.lower()
     if suffix not in UPLOAD_SUFFIXES:

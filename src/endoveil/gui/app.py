@@ -19,6 +19,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, ValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from endoveil import __version__
 from endoveil.cases import DEFAULT_PATTERNS, discover_cases, natural_key
@@ -50,6 +51,49 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 VIDEO_SUFFIXES = {p.removeprefix("*") for p in DEFAULT_PATTERNS}
+MULTIPART_OVERHEAD = 64 * 1024  # form boundaries and headers around an uploaded file
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with 413, before anything parses them.
+
+    The declared Content-Length is checked first; a body sent without one (chunked) is
+    counted as it arrives. Without this, the multipart parser would spool any upload to disk
+    before the endpoint could look at its size.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = JSONResponse(
+            {"detail": f"uploads are limited to {self.limit // (1024 * 1024)} MB"}, 413
+        )
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            await too_large(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLarge:
+            await too_large(scope, receive, send)
 
 
 def create_app(settings: GuiSettings) -> FastAPI:
@@ -89,6 +133,7 @@ def create_app(settings: GuiSettings) -> FastAPI:
         openapi_url=None,
     )
     app.state.gui = state
+    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + MULTIPART_OVERHEAD)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
