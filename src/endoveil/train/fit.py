@@ -32,6 +32,9 @@ __all__ = ["FitResult", "ProgressEvent", "TrainConfig", "fit", "predict"]
 
 MODEL_NAME = "endoveil-oob-lite0"
 CHECKPOINT = "last.pt"
+# Where things are, not how the model was made: kept out of the metadata so that the same
+# recipe gives the same file wherever it runs.
+_NOT_RECIPE = ("data", "val", "output", "checkpoint_dir", "resume")
 
 
 @dataclass
@@ -380,7 +383,7 @@ def _finish(
             {k: round(v, 5) if isinstance(v, float) else v for k, v in metrics.items()}
         ),
         "endoveil.train_config": json.dumps(
-            {k: str(v) for k, v in asdict(config).items() if k not in ("data", "val", "output")}
+            {k: str(v) for k, v in asdict(config).items() if k not in _NOT_RECIPE}
         ),
     }
     config.output.parent.mkdir(parents=True, exist_ok=True)
