@@ -133,11 +133,13 @@ async function browse(path) {
   const list = $("#entries");
   list.replaceChildren();
   if (listing.parent) {
-    list.append(el("li", {}, el("button", { type: "button", textContent: "⬑ ..", onclick: () => browse(listing.parent) })));
+    list.append(el("li", {}, el("button", { type: "button", textContent: "../ (up)", onclick: () => browse(listing.parent) })));
   }
   for (const entry of listing.entries) {
-    const icon = entry.kind === "folder" ? "📁" : "🎞";
-    const button = el("button", { type: "button", textContent: `${icon} ${entry.name}` });
+    // Folders end in "/" (as ls -F shows them); videos carry their size.
+    const label = entry.kind === "folder" ? `${entry.name}/` : entry.name;
+    const button = el("button", { type: "button", textContent: label },
+      entry.kind === "video" ? el("small", { textContent: ` · video, ${(entry.size / 1e6).toFixed(1)} MB` }) : null);
     button.dataset.path = entry.path;
     button.setAttribute("aria-pressed", String(entry.path === work.chosen));
     button.addEventListener("click", () => (entry.kind === "folder" ? browse(entry.path) : choose(entry.path, "video")));
@@ -266,7 +268,8 @@ function jobRow(job) {
     progress.append(el("progress", { max: p.total, value: p.done, textContent: `${p.done}/${p.total}` }),
       el("div", { className: "small", textContent: `${p.stage}: ${p.done} / ${p.total} frames` }));
   } else if (p.stage) progress.append(el("div", { className: "small", textContent: p.stage }));
-  const speed = job.status === "running" && p.fps ? `${p.fps} fps · ${fmtEta(p.eta_s)}` : "";
+  let speed = p.fps ? `${p.fps} fps` : "";
+  if (job.status === "running" && p.fps) speed += ` · ${fmtEta(p.eta_s)} left`;
   const actions = el("td");
   if (job.status === "queued" || job.status === "running") {
     actions.append(keyed(el("button", { type: "button", textContent: "Cancel", onclick: () => jobAction(job, "cancel") }), `job-${job.id}-cancel`));
@@ -540,11 +543,16 @@ function drawTimeline() {
   ctx.clearRect(0, 0, width, height);
   rv.segments.forEach((seg, i) => {
     const x0 = timelineX(frameTime(seg.start_frame), width), x1 = timelineX(frameTime(seg.end_frame), width);
-    ctx.fillStyle = i === rv.selected ? color("--sel") : color("--oob");
+    ctx.fillStyle = color("--oob");
     ctx.fillRect(x0, 0, Math.max(1, x1 - x0), height);
     ctx.fillStyle = color("--oob-edge");
     ctx.fillRect(x0 - 1, 0, 2, height);
     ctx.fillRect(x1 - 1, 0, 2, height);
+    if (i === rv.selected) { // the selected segment: a band above and below
+      ctx.fillStyle = color("--focus");
+      ctx.fillRect(x0, 0, Math.max(1, x1 - x0), 4);
+      ctx.fillRect(x0, height - 4, Math.max(1, x1 - x0), 4);
+    }
   });
   if (rv.data.threshold) {
     const y = height - rv.data.threshold * (height - 8) - 4;
@@ -743,9 +751,16 @@ async function main() {
   browse(session.roots.length === 1 ? session.roots[0] : null);
   setInterval(() => { loadJobs(); if (state.page === "work") loadReviews(); }, 1000);
   setInterval(() => { if (state.page === "live") refreshLive(); }, 1000);
+  showFromHash(true);
+  window.addEventListener("hashchange", () => showFromHash(false));
+}
+
+// #work, #queue, #review/7, #live: links and the back button lead to a page.
+function showFromHash(always) {
   const [page, id] = location.hash.slice(1).split("/");
   if (id) state.reviewId = Number(id);
-  showPage(["work", "queue", "review", "live"].includes(page) ? page : "work", false);
+  const known = ["work", "queue", "review", "live"].includes(page) ? page : "work";
+  if (always || known !== state.page || page === "review") showPage(known);
 }
 
 $("#login").addEventListener("submit", async (event) => {

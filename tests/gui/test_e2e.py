@@ -1,0 +1,247 @@
+"""The GUI in a real headless Chromium: choose a case folder, run, review, move a boundary,
+export, and prove the exported file with `verify`. Screenshots of each page are written to
+test-artifacts/gui/ (and to docs/screenshots/ with ENDOVEIL_UPDATE_SCREENSHOTS=1)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from endoveil.anonymize.verify import verify
+from endoveil.cases.mapping_log import read_rows
+from endoveil.detect.labels import Labels
+from endoveil.gui import GuiSettings
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    # Without these Chromium phones home, and this machine's closed network refuses it.
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORT = {"width": 1366, "height": 768}
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts" / "gui"
+DOCS_SCREENSHOTS = REPO / "docs" / "screenshots"
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent (apt install chromium)"
+    ),
+]
+
+
+@pytest.fixture
+def page(server: str) -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport=VIEWPORT, color_scheme="light")
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("dialog", lambda dialog: dialog.accept())  # the export confirmation
+        page.set_default_timeout(30_000)
+        try:
+            yield page
+        finally:
+            browser.close()
+        assert errors == [], errors
+
+
+def shoot(page: Any, name: str) -> None:
+    """Screenshot the page once its images (thumbnails) have loaded."""
+    page.evaluate(
+        "Promise.all([...document.images].filter(i => i.src && !i.src.includes('mjpg'))"
+        ".map(i => i.decode().catch(() => null)))"
+    )
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    if os.environ.get("ENDOVEIL_UPDATE_SCREENSHOTS") == "1":
+        DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, DOCS_SCREENSHOTS / path.name)
+
+
+def api(page: Any, path: str) -> Any:
+    """GET an API path with the page's session cookie."""
+    response = page.request.get(page.url.split("#")[0].rstrip("/") + path)
+    assert response.ok, response.text()
+    return response.json()
+
+
+def test_choose_run_review_move_a_boundary_export_verify(
+    page: Any,
+    server: str,
+    settings: GuiSettings,
+    root: Path,
+    poll: Callable[..., Any],
+) -> None:
+    # Open: the token moves from the URL into the session cookie.
+    page.goto(f"{server}/?token={settings.token}")
+    page.wait_for_selector("#page-work:not([hidden])")
+    assert page.url == f"{server}/#work"
+    page.get_by_role("button", name="cases/", exact=True).click()
+    page.get_by_role("button", name="Use this folder").click()
+    assert "cases (folder of cases)" in page.locator("#chosen").inner_text()
+    page.locator("input[name=margin_s]").fill("0.2")
+    shoot(page, "work")
+
+    # Run: two cases are merged and scanned; the queue shows real progress.
+    page.get_by_role("button", name="Detect, then review").click()
+    page.wait_for_selector("#page-queue:not([hidden])")
+    poll(
+        lambda: page.locator("#jobs tbody .badge.done").count() == 2,
+        60,
+        "both detections to finish",
+    )
+    assert "frames" in page.locator("#jobs tbody").inner_text()
+    shoot(page, "queue")
+
+    # Review the first case.
+    page.locator("#jobs tbody tr", has_text="prepare case-0412").get_by_role(
+        "button", name="Review"
+    ).click()
+    page.wait_for_selector("#segments li")
+    review = api(page, "/api/reviews/1")
+    ((start, end),) = [(s["start_frame"], s["end_frame"]) for s in review["segments"]]
+    poll(lambda: page.evaluate("document.querySelector('#video').readyState >= 1"), 20, "video")
+    shoot(page, "review")
+
+    # Drag the segment's end 12 frames later on the timeline.
+    box = page.locator("#timeline").bounding_box()
+    frame_px = box["width"] / review["video"]["frame_count"]
+    x_end = box["x"] + review["frame_times"][end] / review["video"]["duration_s"] * box["width"]
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(x_end, y)
+    page.mouse.down()
+    page.mouse.move(x_end + 6 * frame_px, y, steps=4)
+    page.mouse.move(x_end + 12 * frame_px, y, steps=4)
+    page.mouse.up()
+    dragged = page.evaluate("rv.segments.map(s => [s.start_frame, s.end_frame])")
+    assert dragged == [[start, end + 12]]
+    assert page.locator("#review-dirty").is_visible()
+
+    # And its start 3 frames earlier with the keyboard: J jumps to it, ← steps, [ sets it.
+    page.locator("#timeline").focus()
+    page.keyboard.press("j")
+    for _ in range(3):
+        page.keyboard.press("ArrowLeft")
+    page.keyboard.press("[")
+    assert page.evaluate("rv.segments.map(s => [s.start_frame, s.end_frame])") == [
+        [start - 3, end + 12]
+    ]
+    page.keyboard.press("s")
+    page.wait_for_selector("#review-dirty", state="hidden")
+    assert api(page, "/api/reviews/1")["reviewed"] is True
+
+    # Export: confirmed, queued, written, verified.
+    page.get_by_role("button", name="Export…").click()
+    page.wait_for_selector("#page-queue:not([hidden])")
+    poll(
+        lambda: (
+            page.locator("#jobs tbody tr", has_text="export case-0412")
+            .locator(".badge.done")
+            .count()
+            == 1
+        ),
+        60,
+        "the export to finish",
+    )
+    assert "✔ verified" in page.locator("#jobs tbody").inner_text()
+    jobs = api(page, "/api/jobs")
+    export = next(j for j in jobs if j["kind"] == "export")
+    report = api(page, f"/api/jobs/{export['id']}/report")
+    assert report["ok"] is True
+
+    video = Path(export["result"]["video"])
+    labels = Labels.load(Path(export["result"]["labels"]))
+    assert labels.extra["reviewed"] is True
+    assert [(s.start_frame, s.end_frame) for s in labels.segments] == [(start - 3, end + 12)]
+    merged = settings.data_dir / "reviews" / "1" / f"{review['pseudonym']}.mp4"
+    checked = verify(merged, video, labels)
+    assert checked.ok, checked.problems
+    assert checked.oob_frames == end + 12 - (start - 3)
+    rows = list(read_rows(root / "endoveil-mapping-log.csv"))
+    assert [r["pseudonym"] for r in rows] == [review["pseudonym"]]
+    assert json.loads(rows[0]["parameters"])["reviewed"] is True
+
+    # Live: a file played in real time, anonymized, recorded.
+    page.get_by_role("button", name="Live").click()
+    page.locator("input[name=source]").fill(str(root / "clip.mp4"))
+    page.get_by_label("Loop a file").check()
+    page.get_by_role("button", name="Start").click()
+    poll(
+        lambda: page.evaluate(
+            "document.querySelector('#live-preview').naturalWidth > 0"
+            " && ['clear', 'anonymized', 'fail-closed'].includes("
+            "document.querySelector('#live-state').textContent)"
+        ),
+        30,
+        "the live preview",
+    )
+    page.locator("input[name=record]").fill(str(root / "live.mp4"))
+    page.get_by_role("button", name="● Record").click()
+    page.wait_for_selector("#live-rec:not([hidden])")
+    poll(
+        lambda: page.evaluate("parseFloat(document.querySelector('#live-fps').textContent) > 0"),
+        10,
+        "the live fps",
+    )
+    shoot(page, "live")
+    page.wait_for_timeout(1000)
+    page.get_by_role("button", name="■ Stop recording").click()
+    page.wait_for_selector("#rec-last:has-text('live.mp4')")
+    page.get_by_role("button", name="Stop", exact=True).click()
+    page.wait_for_selector("#live-empty:not([hidden])")
+    assert (root / "live.mp4").stat().st_size > 0
+
+    # Dark theme, on the review page.
+    page.get_by_role("button", name="Switch between light and dark theme").click()
+    page.get_by_role("button", name="Review").first.click()
+    page.wait_for_selector("#segments li")
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(21, 24, 28)"
+    shoot(page, "review-dark")
+
+
+def test_keyboard_only_add_and_remove(
+    page: Any, server: str, settings: GuiSettings, poll: Callable[..., Any]
+) -> None:
+    page.goto(f"{server}/?token={settings.token}")
+    # Keyboard: Tab to the chosen video in the picker, Enter to choose it, Enter to start.
+    page.locator("#entries button", has_text="clip.mp4").focus()
+    page.keyboard.press("Enter")
+    page.locator("#start").focus()
+    page.keyboard.press("Enter")
+    poll(lambda: page.locator("#jobs tbody .badge.done").count() == 1, 60, "detection")
+    page.goto(f"{server}/#review/1")
+    page.wait_for_selector("#segments li")
+    before = page.evaluate("rv.segments.length")
+    page.locator("#timeline").focus()
+    page.keyboard.press("End")  # not a shortcut: nothing changes
+    page.keyboard.press("Shift+ArrowRight")
+    page.keyboard.press("a")
+    assert page.evaluate("rv.segments.length") == before + 1
+    page.keyboard.press("Delete")
+    assert page.evaluate("rv.segments.length") == before
+    assert page.locator("#review-dirty").is_visible()
+
+
+def test_signed_out_page_says_what_to_do(page: Any, server: str) -> None:
+    page.goto(server)
+    page.wait_for_selector("#page-signin:not([hidden])")
+    assert "Open the link" in page.locator("#page-signin").inner_text()
+    assert page.locator("#login").is_hidden()
