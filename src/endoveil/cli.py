@@ -236,9 +236,9 @@ def inspect(
 
 def _register_extras() -> None:
     """Commands that live in their own modules."""
-    from endoveil import cli_cases, cli_live, cli_train
+    from endoveil import cli_cases, cli_gui, cli_live, cli_train
 
-    for module in (cli_live, cli_cases, cli_train):
+    for module in (cli_live, cli_cases, cli_train, cli_gui):
         module.register(app)
 
 
