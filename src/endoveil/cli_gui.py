@@ -113,7 +113,9 @@ def gui(
     except OSError as exc:
         raise _fail(f"cannot start: {exc.strerror or exc}") from exc
     port = int(sock.getsockname()[1])
-    shown = f"[{host}]" if ":" in host else host
+    # A wildcard address is not one a browser can open: show this machine's name instead.
+    shown = socket.gethostname() if host in ("0.0.0.0", "::") else host
+    shown = f"[{shown}]" if ":" in shown else shown
     url = f"http://{LOCALHOST if not remote else shown}:{port}/?token={settings.token}"
     if remote:
         err.print(

@@ -8,6 +8,7 @@ page: work (this module), reviews, jobs and live.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -54,16 +55,13 @@ VIDEO_SUFFIXES = {p.removeprefix("*") for p in DEFAULT_PATTERNS}
 MULTIPART_OVERHEAD = 64 * 1024  # form boundaries and headers around an uploaded file
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodyLimit:
     """Refuse request bodies over ``limit`` bytes with 413, before anything parses them.
 
-    The declared Content-Length is checked first; a body sent without one (chunked) is
-    counted as it arrives. Without this, the multipart parser would spool any upload to disk
-    before the endpoint could look at its size.
+    The declared Content-Length is checked first. A body sent without one (chunked) is
+    counted as it arrives; past the limit the app is told the client left (it stops reading)
+    and whatever it answers is replaced by the 413. Without this, the multipart parser would
+    spool any upload to disk before the endpoint could look at its size.
     """
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
@@ -73,27 +71,38 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = JSONResponse(
-            {"detail": f"uploads are limited to {self.limit // (1024 * 1024)} MB"}, 413
-        )
+        detail = json.dumps({"detail": f"uploads are limited to {self.limit // 2**20} MB"})
+        body = detail.encode()
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.limit:
-            await too_large(scope, receive, send)
+            await JSONResponse(json.loads(detail), 413)(scope, receive, send)
             return
         received = 0
+        exceeded = False
 
         async def counted() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
+            if exceeded:
+                return {"type": "http.disconnect"}
             message = await receive()
             received += len(message.get("body", b""))
             if received > self.limit:
-                raise _TooLarge
+                exceeded = True
+                return {"type": "http.disconnect"}
             return message
 
-        try:
-            await self.app(scope, counted, send)
-        except _TooLarge:
-            await too_large(scope, receive, send)
+        async def answer(message: Message) -> None:
+            if not exceeded:
+                await send(message)
+            elif message["type"] == "http.response.start":
+                headers = [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ]
+                await send({"type": "http.response.start", "status": 413, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, counted, answer)
 
 
 def create_app(settings: GuiSettings) -> FastAPI:
