@@ -10,9 +10,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import cv2
 import numpy as np
 import pytest
 
+from clips import write_clip
 from endoveil.anonymize.verify import verify
 from endoveil.cases.mapping_log import read_rows
 from endoveil.detect.labels import Labels
@@ -61,8 +63,11 @@ def test_review_a_case_correct_it_and_export(
     assert first["curve"]["p_out"][0] < 0.5 and max(first["curve"]["p_out"]) > 0.5
     assert first["reviewed"] is False
 
-    thumb = client.get("/api/reviews/1/thumb", params={"frame": 25})
-    assert thumb.status_code == 200 and thumb.content[:2] == b"\xff\xd8"
+    for frame, bright in [(25, True), (5, False), (60, False), (34, True), (35, False)]:
+        thumb = client.get("/api/reviews/1/thumb", params={"frame": frame})
+        assert thumb.status_code == 200 and thumb.content[:2] == b"\xff\xd8"
+        image = cv2.imdecode(np.frombuffer(thumb.content, np.uint8), cv2.IMREAD_GRAYSCALE)
+        assert (image.mean() > 128) == bright, frame
     assert client.get("/api/reviews/1/thumb", params={"frame": 100}).status_code == 422
     assert client.get("/api/reviews/1/thumb", params={"frame": 1, "width": 33}).status_code == 422
     video = client.get("/api/reviews/1/video", headers={"Range": "bytes=0-99"})
@@ -303,3 +308,21 @@ def test_oversize_upload_without_a_length_is_cut_off(client: TestClient) -> None
         headers={"Content-Type": "multipart/form-data; boundary=x"},
     )
     assert response.status_code == 413
+
+
+def test_a_video_the_browser_cannot_play_is_reviewed_from_thumbnails(
+    client: TestClient, root: Path, settle: Settle
+) -> None:
+    write_clip(root / "old.avi", 30, oob=lambda i: 10 <= i < 20, codec="mpeg4")
+    made = client.post("/api/work", json={"path": "old.avi", "settings": FAST}).json()
+    (job,) = settle(client)
+    assert job["status"] == "done", job
+    review = client.get(f"/api/reviews/{made['reviews'][0]}").json()
+    assert review["playable"] is False
+    assert "avi" in review["not_playable_because"]
+    # The thumbnail is the frame asked for: bright inside 10..19, dark outside.
+    for frame, bright in [(5, False), (15, True), (25, False), (10, True)]:
+        thumb = client.get(f"/api/reviews/{review['id']}/thumb", params={"frame": frame})
+        assert thumb.status_code == 200 and thumb.content[:2] == b"\xff\xd8"
+        image = cv2.imdecode(np.frombuffer(thumb.content, np.uint8), cv2.IMREAD_GRAYSCALE)
+        assert (image.mean() > 128) == bright, frame

@@ -182,11 +182,9 @@ class Tasks:
         cases = discover_cases(folder).cases
         if not cases:
             raise JobFailed(f"{folder}: no case folders with videos found")
-        secret = (
-            load_secret(Path(work.secret_file) if work.secret_file else None)
-            if (work.pseudonym == "hmac")
-            else None
-        )
+        secret = None
+        if work.pseudonym == "hmac":
+            secret = load_secret(Path(work.secret_file) if work.secret_file else None)
         output = Path(work.output)
         settings = BatchSettings(
             output_root=output,
@@ -251,7 +249,6 @@ class _BatchObserver:
     def __init__(self, tracker: Tracker) -> None:
         self.tracker = tracker
         self.cases = 0
-        self.entries: list[CaseEntry] = []
 
     def batch_started(self, cases: int, to_run: int) -> None:
         self.cases = cases
@@ -260,7 +257,7 @@ class _BatchObserver:
         self.tracker.update(f"case {index}/{self.cases}: {stage}", done, total)
 
     def case_finished(self, entry: CaseEntry, case: Case) -> None:
-        self.entries.append(entry)
+        """Nothing to do: `run_batch`'s report carries every entry."""
 
 
 def _case(review: Review) -> Case:
