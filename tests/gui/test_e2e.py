@@ -94,6 +94,7 @@ def test_choose_run_review_move_a_boundary_export_verify(
     page.wait_for_selector("#page-work:not([hidden])")
     assert page.url == f"{server}/#work"
     page.get_by_role("button", name="cases/", exact=True).click()
+    page.wait_for_selector("#entries button:has-text('case-0412/')")
     page.get_by_role("button", name="Use this folder").click()
     assert "cases (folder of cases)" in page.locator("#chosen").inner_text()
     page.locator("input[name=margin_s]").fill("0.2")

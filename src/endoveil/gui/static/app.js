@@ -113,6 +113,7 @@ const work = { folder: null, chosen: null, chosenKind: null };
 
 async function browse(path) {
   let listing;
+  $("#choose-folder").disabled = true; // until the new folder is shown, "this folder" is unclear
   try {
     listing = await api("GET", path ? `/api/fs?path=${encodeURIComponent(path)}` : "/api/fs");
   } catch (err) { fail(err); return; }
@@ -348,8 +349,12 @@ async function openReview(id) {
     state.timers.review = setInterval(() => { if (state.page === "review") openReview(id); }, 1500);
     return;
   }
-  if (rv.data && rv.data.id === id && rv.dirty) {
-    rv.data = data; // keep the user's unsaved edits; refresh status only
+  const same = rv.data && rv.data.id === id && rv.data.frame_times;
+  if (same && (rv.dirty || JSON.stringify(rv.data.segments) === JSON.stringify(data.segments))) {
+    rv.data = data; // a status refresh: keep the playhead and any unsaved edits
+    if (data.status === "exporting") {
+      state.timers.review = setInterval(() => { if (state.page === "review") openReview(id); }, 1500);
+    }
     return;
   }
   rv.data = data;
@@ -445,7 +450,7 @@ function renderSegments() {
       el("figure", {}, el("div", { className: "pair" }, thumb(seg.start_frame - 1, false), thumb(seg.start_frame, true)), el("figcaption", { textContent: `starts at frame ${seg.start_frame}` })),
       el("figure", {}, el("div", { className: "pair" }, thumb(seg.end_frame - 1, true), thumb(seg.end_frame, false)), el("figcaption", { textContent: `ends before frame ${seg.end_frame}` })));
     const item = el("li", {}, el("div", { className: "seg-head" }, pick, remove), edges);
-    item.setAttribute("aria-selected", String(i === rv.selected));
+    if (i === rv.selected) item.setAttribute("aria-current", "true");
     list.append(item);
   });
 }
@@ -486,6 +491,7 @@ function jumpSegment(step) {
 async function saveReview() {
   try {
     const saved = await api("PUT", `/api/reviews/${rv.data.id}/segments`, { segments: rv.segments });
+    rv.data.segments = saved.segments;
     rv.segments = saved.segments.map((s) => ({ start_frame: s.start_frame, end_frame: s.end_frame }));
     rv.selected = Math.min(rv.selected, rv.segments.length - 1);
     setDirty(false);
