@@ -92,7 +92,7 @@ def anonymize(
         typer.Option(help="Use these (reviewed) labels instead of running the model."),
     ] = None,
     keep_audio: KeepAudioOption = False,
-    preset: PresetOption = "superfast",
+    preset: PresetOption = None,
     crf: CrfOption = 18,
     model: ModelOption = None,
     force: Annotated[bool, typer.Option(help="Overwrite existing outputs.")] = False,

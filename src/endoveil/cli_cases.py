@@ -106,7 +106,7 @@ def cases_command(
     smoothing: SmoothingOption = 1.0,
     sample_every: SampleEveryOption = None,
     keep_audio: KeepAudioOption = False,
-    preset: PresetOption = "superfast",
+    preset: PresetOption = None,
     crf: CrfOption = 18,
     model: ModelOption = None,
     verify: Annotated[

@@ -65,7 +65,12 @@ SampleEveryOption = Annotated[
 KeepAudioOption = Annotated[
     bool, typer.Option(help="Keep the sound, muted during OOB segments (default: dropped).")
 ]
-PresetOption = Annotated[str, typer.Option(help="libx264 preset for re-encoded frames.")]
+PresetOption = Annotated[
+    str | None,
+    typer.Option(
+        help="libx264 preset for re-encoded frames [default: superfast; ultrafast in fast mode]."
+    ),
+]
 CrfOption = Annotated[int, typer.Option(help="libx264 quality (lower is better).", min=0, max=51)]
 ModelOption = Annotated[Path | None, typer.Option(help="ONNX model [default: the embedded model].")]
 QuietOption = Annotated[bool, typer.Option("-q", "--quiet", help="No progress bars.")]

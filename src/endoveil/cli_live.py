@@ -123,6 +123,9 @@ def live(
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         report = session.run(stop)
+    except Exception as exc:  # the session has finalized its outputs; say what broke in a line
+        logging.getLogger("endoveil.live").debug("live session failed", exc_info=True)
+        fail(f"live session stopped: {exc}")
     finally:
         signal.signal(signal.SIGINT, previous)
     _print_report(report)

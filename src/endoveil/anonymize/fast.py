@@ -11,7 +11,7 @@ continuous.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from fractions import Fraction
 from pathlib import Path
 
@@ -49,6 +49,7 @@ def write_fast(
     preset: str,
     crf: int,
     progress: Progress | None = None,
+    previews: Mapping[int, npt.NDArray[np.uint8]] | None = None,
 ) -> RenderStats | None:
     """Write ``out_path`` copying in-body GOPs; None if this video's GOPs do not allow it.
 
@@ -58,6 +59,9 @@ def write_fast(
         out_path: the output file (the caller makes it atomic).
         action, preset, crf: as for exact mode.
         progress: called with (frames done, total).
+        previews: small RGB pictures of some frames (those detection scored). A GOP whose
+            frames are all hidden is then drawn from the nearest preview instead of being
+            decoded: a blur of a picture a few frames away hides as much.
     """
     regions = plan_regions(info, hide)
     if regions is None:
@@ -78,7 +82,7 @@ def write_fast(
     step = int(np.min(durations)) if len(durations) else 1
     dts = iter(assign_dts(np.asarray(decode_order_pts, np.int64), step).tolist())
 
-    job = _FastJob(info, out_path, action, preset, crf, progress)
+    job = _FastJob(info, out_path, action, preset, crf, progress, previews or {})
     with job:
         for n, region in enumerate(regions):
             if region.copy:
@@ -95,6 +99,28 @@ def write_fast(
     )
 
 
+class _Cursor:
+    """Walks decoded (index, frame) pairs, which come in presentation order."""
+
+    def __init__(self, frames: Iterator[tuple[int, av.VideoFrame]]) -> None:
+        self._frames = frames
+        self._next: tuple[int, av.VideoFrame] | None = None
+
+    def get(self, index: int) -> av.VideoFrame | None:
+        """Frame ``index``, or None if the decoder never produced it."""
+        while True:
+            if self._next is None:
+                self._next = next(self._frames, None)
+                if self._next is None:
+                    return None
+            at, frame = self._next
+            if at > index:
+                return None
+            self._next = None
+            if at == index:
+                return frame
+
+
 class _FastJob:
     """The open files of one fast-mode run: packet source, frame source, encoder, output."""
 
@@ -106,8 +132,11 @@ class _FastJob:
         preset: str,
         crf: int,
         progress: Progress | None,
+        previews: Mapping[int, npt.NDArray[np.uint8]],
     ) -> None:
         self.info = info
+        self.previews = previews
+        self.preview_index = np.asarray(sorted(previews), np.int64)
         self.out_path = out_path
         self.renderer = renderer_for(action)
         self.black = Black()
@@ -179,27 +208,71 @@ class _FastJob:
         hide: npt.NDArray[np.bool_],
         keep: npt.NDArray[np.bool_],
     ) -> None:
+        """Re-encode the region's kept frames, GOP by GOP, decoding only what must be."""
         for _ in region.packets:
             self._next_packet()  # the packet source skips what is re-encoded
-        wanted = region.frames[keep[region.frames]]
-        if len(wanted) == 0:
+        if not keep[region.frames].any():
             self.done += len(region.frames)
             return
         encoder = self._encoder()
-        decoded = self._decode_region(region)
-        for index in wanted.tolist():
-            frame = decoded.get(index)
-            if frame is None:
-                self.lost += not hide[index]
-                frame = self.black.render(av.VideoFrame(self.info.width, self.info.height))
-            else:
-                frame = upright(frame)
-                if hide[index] and self.renderer is not None:
-                    frame = self.renderer.render(frame)
-            frame.pts, frame.time_base = int(out_pts[index]), self.info.time_base
-            self._mux_encoded(encoder.encode(frame), dts)
+        for gop_frames, decode, key_pts in self._chunks(region, hide, keep):
+            frames = _Cursor(self._decoded(gop_frames, key_pts)) if decode else None
+            for index in gop_frames.tolist():
+                if not keep[index]:
+                    self.done += 1
+                    continue
+                frame = self._picture(index, frames, bool(hide[index]))
+                frame.pts, frame.time_base = int(out_pts[index]), self.info.time_base
+                self._mux_encoded(encoder.encode(frame), dts)
         self._mux_encoded(encoder.encode(None), dts)
-        self.done += len(region.frames) - len(wanted)
+
+    def _chunks(
+        self, region: Region, hide: npt.NDArray[np.bool_], keep: npt.NDArray[np.bool_]
+    ) -> Iterator[tuple[npt.NDArray[np.int64], bool, int]]:
+        """Runs of GOPs: their frames in order, whether they must be decoded, and the pts of
+        their first keyframe.
+
+        A GOP is decoded when it shows a kept in-body frame, or a hidden one that no preview
+        can stand in for; a GOP that is wholly cut is not even decoded.
+        """
+        frame_of = np.searchsorted(self.info.frame_pts, [p.pts for p in self.info.packets])
+        run: list[npt.NDArray[np.int64]] = []
+        run_decode, run_key = False, 0
+        for gop in region.gops:
+            frames = np.sort(frame_of[gop])
+            shown = frames[keep[frames]]
+            decode = bool((~hide[shown]).any()) or (
+                len(shown) > 0 and (self.renderer is None or len(self.preview_index) == 0)
+            )
+            if run and decode != run_decode:
+                yield np.concatenate(run), run_decode, run_key
+                run = []
+            if not run:
+                run_key = self.info.packets[gop.start].pts
+            run.append(frames)
+            run_decode = decode
+        if run:
+            yield np.concatenate(run), run_decode, run_key
+
+    def _picture(self, index: int, frames: _Cursor | None, hidden: bool) -> av.VideoFrame:
+        w, h = self.info.width, self.info.height
+        if frames is None:
+            return self._from_preview(index)
+        decoded = frames.get(index)
+        if decoded is None:
+            self.lost += not hidden
+            return self.black.render(av.VideoFrame(w, h))
+        frame = upright(decoded)
+        if hidden and self.renderer is not None:
+            frame = self.renderer.render(frame)
+        return frame
+
+    def _from_preview(self, index: int) -> av.VideoFrame:
+        assert self.renderer is not None and len(self.preview_index)
+        nearest = np.clip(np.searchsorted(self.preview_index, index), 1, len(self.preview_index))
+        options = self.preview_index[nearest - 1 : nearest + 1]
+        key = int(options[np.argmin(np.abs(options - index))])
+        return self.renderer.render_preview(self.previews[key], self.info.width, self.info.height)
 
     def _encoder(self) -> av.VideoCodecContext:
         encoder = av.CodecContext.create("libx264", "w")
@@ -216,34 +289,38 @@ class _FastJob:
         }
         return encoder
 
-    def _decode_region(self, region: Region) -> dict[int, av.VideoFrame]:
-        """Decode the region's frames, seeking to the keyframe they depend on."""
+    def _decoded(
+        self, frames: npt.NDArray[np.int64], key_pts: int
+    ) -> Iterator[tuple[int, av.VideoFrame]]:
+        """Decode ``frames`` (consecutive, in order) as (index, frame), seeking to the keyframe
+        they depend on; frames that cannot be decoded are simply not yielded."""
         stream = self._frames_in.streams.video[0]
-        lo, hi = int(region.frames[0]), int(region.frames[-1])
-        first_key = self.info.packets[region.packets.start].pts
-        target = min(first_key, int(self.info.frame_pts[lo]))
-        frames: dict[int, av.VideoFrame] = {}
+        lo, hi = int(frames[0]), int(frames[-1])
+        # Leading pictures of an open GOP show before their keyframe: seek early enough.
+        target = min(key_pts, int(self.info.frame_pts[lo]))
         try:
             self._frames_in.seek(target, backward=True, any_frame=False, stream=stream)
             stream.codec_context.flush_buffers()
             for packet in self._frames_in.demux(stream):
                 try:
-                    for frame in packet.decode():
-                        index = int(np.searchsorted(self.info.frame_pts, frame.pts))
-                        if lo <= index <= hi and self.info.frame_pts[index] == frame.pts:
-                            frames[index] = frame
+                    decoded = packet.decode()
                 except av.error.InvalidDataError:
                     continue
-                if (
-                    packet.pts is not None
-                    and packet.pts > self.info.frame_pts[hi]
-                    and (len(frames) == hi - lo + 1)
-                ):
-                    break
+                for frame in decoded:
+                    if frame.pts is None:
+                        continue
+                    index = int(np.searchsorted(self.info.frame_pts, frame.pts))
+                    if index > hi:
+                        return  # frames come in presentation order: the run is complete
+                    if index >= lo and self.info.frame_pts[index] == frame.pts:
+                        yield index, frame
+            for frame in stream.codec_context.decode(None):  # the decoder's last frames
+                index = int(np.searchsorted(self.info.frame_pts, frame.pts))
+                if lo <= index <= hi and self.info.frame_pts[index] == frame.pts:
+                    yield index, frame
         except av.FFmpegError as exc:
             if not isinstance(exc, av.error.EOFError | av.error.InvalidDataError):
                 raise MediaError(f"cannot decode: {exc}", path=self.info.path) from exc
-        return frames
 
     def _mux_encoded(self, packets: list[av.Packet], dts: Iterator[int]) -> None:
         for packet in packets:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -29,13 +30,27 @@ from endoveil.media.audio import add_audio
 from endoveil.media.probe import VideoInfo, probe
 from endoveil.media.remux import fast_mode_blocker
 
-__all__ = ["MODES", "FileResult", "Mode", "PipelineConfig", "output_paths", "run_pipeline"]
+__all__ = [
+    "EXACT_PRESET",
+    "FAST_PRESET",
+    "MODES",
+    "FileResult",
+    "Mode",
+    "PipelineConfig",
+    "output_paths",
+    "run_pipeline",
+]
 
 Mode = Literal["exact", "fast"]
 MODES: tuple[Mode, ...] = ("exact", "fast")
 
 StageCallback = Callable[[str], None]
 """Called with the name of each stage as it starts: "detect", then "write"."""
+
+EXACT_PRESET, FAST_PRESET = "superfast", "ultrafast"
+
+# Side of the square previews fast mode keeps of scored frames (768 bytes each).
+PREVIEW_SIZE = 16
 
 LABELS_SUFFIX: dict[LabelsFormat, str] = {
     "endoveil": ".labels.json",
@@ -59,7 +74,9 @@ class PipelineConfig:
         labels_format: an extra labels format written beside the endoveil JSON.
         labels_in: use these labels (e.g. reviewed ones) instead of running the model.
         keep_audio: keep the sound track, muted (or cut) during out-of-body segments.
-        preset, crf: libx264 settings for re-encoded frames.
+        preset: libx264 preset for re-encoded frames; None picks `EXACT_PRESET` in exact
+            mode and `FAST_PRESET` in fast mode (see `x264_preset`).
+        crf: libx264 quality for re-encoded frames.
         force: overwrite existing outputs.
     """
 
@@ -73,7 +90,7 @@ class PipelineConfig:
     labels_format: LabelsFormat = "endoveil"
     labels_in: Path | None = None
     keep_audio: bool = False
-    preset: str = "superfast"
+    preset: str | None = None
     crf: int = 18
     force: bool = False
 
@@ -86,6 +103,14 @@ class PipelineConfig:
             raise ValueError(f"labels_format must be one of {LABEL_FORMATS}")
         if not 0 <= self.crf <= 51:
             raise ValueError("crf must be in 0..51")
+
+    @property
+    def x264_preset(self) -> str:
+        """The preset asked for, else the mode's: fast mode re-encodes only the GOPs around
+        out-of-body stretches, mostly hidden frames, so it favours speed."""
+        if self.preset:
+            return self.preset
+        return FAST_PRESET if self.mode == "fast" else EXACT_PRESET
 
     def temporal(self, classifier_threshold: float) -> TemporalParams:
         return TemporalParams(
@@ -161,7 +186,11 @@ def run_pipeline(
 
     if stage:
         stage("detect")
-    labels = _labels_for(input_path, info, config, classifier, progress)
+    # Fast mode draws wholly hidden GOPs from tiny previews of the scored frames.
+    previews: dict[int, npt.NDArray[np.uint8]] | None = None
+    if config.mode == "fast" and not config.labels_only:
+        previews = {}
+    labels = _labels_for(input_path, info, config, classifier, progress, previews)
 
     video_path: Path | None = None
     render: RenderStats | None = None
@@ -173,7 +202,7 @@ def run_pipeline(
         video_path = targets[-1]
         if stage:
             stage("write")
-        mode, render, notes = _write_video(info, labels, video_path, config, progress)
+        mode, render, notes = _write_video(info, labels, video_path, config, progress, previews)
         labels = replace(
             labels, extra={**labels.extra, "output": _output_summary(mode, config, render)}
         )
@@ -200,6 +229,7 @@ def _labels_for(
     config: PipelineConfig,
     classifier: Classifier | None,
     progress: Progress | None,
+    previews: dict[int, npt.NDArray[np.uint8]] | None,
 ) -> Labels:
     if config.labels_in is not None:
         labels = Labels.load(config.labels_in)
@@ -219,7 +249,17 @@ def _labels_for(
         sample_every=config.sample_every,
         info=info,
         progress=progress,
+        on_scored=None if previews is None else _keep_preview(previews),
     )
+
+
+def _keep_preview(
+    previews: dict[int, npt.NDArray[np.uint8]],
+) -> Callable[[int, npt.NDArray[np.uint8]], None]:
+    def keep(index: int, image: npt.NDArray[np.uint8]) -> None:
+        previews[index] = cv2.resize(image, (PREVIEW_SIZE, PREVIEW_SIZE), cv2.INTER_AREA)
+
+    return keep
 
 
 def _write_video(
@@ -228,13 +268,14 @@ def _write_video(
     video_path: Path,
     config: PipelineConfig,
     progress: Progress | None,
+    previews: dict[int, npt.NDArray[np.uint8]] | None,
 ) -> tuple[Mode, RenderStats, list[str]]:
     hide = labels.oob_mask()
     with atomic_path(video_path) as tmp:
         if not (config.keep_audio and info.has_audio):
-            return _write_pictures(info, hide, tmp, config, progress)
+            return _write_pictures(info, hide, tmp, config, progress, previews)
         with scratch_path(video_path, ".part.video.mp4") as pictures:
-            mode, stats, notes = _write_pictures(info, hide, pictures, config, progress)
+            mode, stats, notes = _write_pictures(info, hide, pictures, config, progress, previews)
             hidden = [(s.start_s, s.end_s) for s in labels.segments]
             add_audio(pictures, info, hidden, tmp, cut=config.action == "cut")
     return mode, stats, notes
@@ -246,13 +287,14 @@ def _write_pictures(
     path: Path,
     config: PipelineConfig,
     progress: Progress | None,
+    previews: dict[int, npt.NDArray[np.uint8]] | None,
 ) -> tuple[Mode, RenderStats, list[str]]:
     notes: list[str] = []
-    settings = {"action": config.action, "preset": config.preset, "crf": config.crf}
+    settings = {"action": config.action, "preset": config.x264_preset, "crf": config.crf}
     if config.mode == "fast":
         blocker = fast_mode_blocker(info)
         if blocker is None:
-            stats = write_fast(info, hide, path, progress=progress, **settings)  # type: ignore[arg-type]
+            stats = write_fast(info, hide, path, progress=progress, previews=previews, **settings)  # type: ignore[arg-type]
             if stats is not None:
                 return "fast", stats, notes
             blocker = "its GOP structure interleaves frames across keyframes"

@@ -11,7 +11,9 @@ from abc import ABC, abstractmethod
 from typing import Literal
 
 import av
+import cv2
 import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "ACTIONS",
@@ -34,6 +36,13 @@ class Renderer(ABC):
     def render(self, frame: av.VideoFrame) -> av.VideoFrame:
         """Return the anonymized frame; the input is not modified."""
 
+    @abstractmethod
+    def render_preview(
+        self, preview: npt.NDArray[np.uint8], width: int, height: int
+    ) -> av.VideoFrame:
+        """The anonymized frame drawn from a small RGB preview of the whole picture (any size,
+        e.g. the model's input), without decoding the frame itself."""
+
     @staticmethod
     def _stamp(out: av.VideoFrame, like: av.VideoFrame) -> av.VideoFrame:
         out.pts = like.pts
@@ -52,16 +61,27 @@ class _GridRenderer(Renderer):
             raise ValueError("cells must be >= 1")
         self.cells = cells
 
+    def _grid(self, width: int, height: int) -> tuple[int, int]:
+        """``cells`` cells across the longer side, as many as fit the other way."""
+        if width >= height:
+            return self.cells, max(1, round(self.cells * height / width))
+        return max(1, round(self.cells * width / height)), self.cells
+
     def render(self, frame: av.VideoFrame) -> av.VideoFrame:
         w, h = frame.width, frame.height
-        # ``cells`` cells across the longer side, as many as fit the other way.
-        if w >= h:
-            gw, gh = self.cells, max(1, round(self.cells * h / w))
-        else:
-            gw, gh = max(1, round(self.cells * w / h)), self.cells
+        gw, gh = self._grid(w, h)
         tiny = frame.reformat(width=gw, height=gh, format="yuv420p", interpolation="AREA")
         out = tiny.reformat(width=w, height=h, format="yuv420p", interpolation=self.upscale)
         return self._stamp(out, frame)
+
+    def render_preview(
+        self, preview: npt.NDArray[np.uint8], width: int, height: int
+    ) -> av.VideoFrame:
+        grid = cv2.resize(preview, self._grid(width, height), interpolation=cv2.INTER_AREA)
+        tiny = av.VideoFrame.from_ndarray(np.ascontiguousarray(grid), format="rgb24")
+        return tiny.reformat(
+            width=width, height=height, format="yuv420p", interpolation=self.upscale
+        )
 
 
 class Blur(_GridRenderer):
@@ -92,6 +112,11 @@ class Black(Renderer):
 
     def __init__(self) -> None:
         self._cache: dict[tuple[int, int], np.ndarray] = {}
+
+    def render_preview(
+        self, preview: npt.NDArray[np.uint8], width: int, height: int
+    ) -> av.VideoFrame:
+        return self.render(av.VideoFrame(width, height, "yuv420p"))
 
     def render(self, frame: av.VideoFrame) -> av.VideoFrame:
         key = (frame.width, frame.height)

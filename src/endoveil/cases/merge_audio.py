@@ -15,7 +15,6 @@ from pathlib import Path
 
 import av
 import numpy as np
-import numpy.typing as npt
 
 from endoveil.media.audio import SampleEncoder, decode_audio, mux_with_sound
 from endoveil.media.probe import VideoInfo, open_input
@@ -66,7 +65,9 @@ class _Joiner:
         rate = self.encoder.rate
         for info, offset in zip(segments, offsets_s, strict=True):
             start = round(offset * rate)
-            yield from self._place(np.zeros((self.encoder.channels, 0), np.float32), start)
+            yield from self.encoder.write_at(
+                np.zeros((self.encoder.channels, 0), np.float32), start
+            )
             if info.has_audio:
                 yield from self._segment(info, start)
         yield from self.encoder.flush()
@@ -85,14 +86,4 @@ class _Joiner:
                     else:
                         at = chunk.pts * chunk.time_base - video_start
                         position = start + round(at * self.encoder.rate)
-                    yield from self._place(samples, position)
-
-    def _place(self, samples: npt.NDArray[np.float32], position: int) -> Iterator[av.Packet]:
-        """Put ``samples`` at sample ``position``: pad a gap with silence, trim an overlap."""
-        written = self.encoder.written
-        if position > written:
-            gap = np.zeros((self.encoder.channels, position - written), np.float32)
-            samples = np.concatenate([gap, samples], axis=1)
-        elif position < written:
-            samples = samples[:, written - position :]
-        yield from self.encoder.write(samples)
+                    yield from self.encoder.write_at(samples, position)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from endoveil.anonymize.offline import PipelineConfig, run_pipeline
+from endoveil.anonymize.offline import EXACT_PRESET, PipelineConfig, run_pipeline
 from endoveil.anonymize.verify import verify
 from endoveil.cases.discover import Case
 from endoveil.cases.merge import check_segments, merge_segments, plan_merge
@@ -161,7 +161,7 @@ def _run(job: CaseJob, outcome: CaseOutcome, report: StageProgress) -> None:
         plan,
         merged_path,
         keep_audio=settings.keep_audio,
-        preset=settings.preset,
+        preset=settings.preset or EXACT_PRESET,
         crf=settings.crf,
         progress=lambda d, t: report("merge", d, t),
     )

@@ -31,6 +31,7 @@ __all__ = [
     "ScriptedClassifier",
     "default_model_path",
     "resize_for_model",
+    "safe_scores",
 ]
 
 DEFAULT_MODEL = "default.onnx"
@@ -48,6 +49,12 @@ class Classifier(Protocol):
     def score(self, images: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         """p(out of body) for ``images`` of shape [N, S, S, 3] (uint8 RGB)."""
         ...
+
+
+def safe_scores(p_out: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Scores clipped to [0, 1]; a NaN or infinite score (a broken model) counts as out of
+    body, never as in body."""
+    return np.clip(np.nan_to_num(p_out, nan=1.0, posinf=1.0, neginf=1.0), 0.0, 1.0)
 
 
 def resize_for_model(image: npt.NDArray[np.uint8], size: int) -> npt.NDArray[np.uint8]:
@@ -130,7 +137,7 @@ class OnnxClassifier:
             (p_out,) = self._session.run(["p_out"], {"image": np.ascontiguousarray(images)})
         except Exception as exc:
             raise ModelError(f"inference failed: {exc}", path=self.path) from exc
-        return np.clip(np.asarray(p_out, np.float32).reshape(len(images)), 0.0, 1.0)
+        return safe_scores(np.asarray(p_out, np.float32).reshape(len(images)))
 
 
 class ScriptedClassifier:
@@ -159,4 +166,4 @@ class ScriptedClassifier:
         self.info = ModelInfo(name="scripted", version="test")
 
     def score(self, images: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-        return np.asarray(self._decide(images), dtype=np.float32).reshape(len(images))
+        return safe_scores(np.asarray(self._decide(images), np.float32).reshape(len(images)))

@@ -122,8 +122,9 @@ class Labels:
         _check_column("p_out", self.p_out, n)
         if n and np.any(np.diff(self.index) <= 0):
             raise ValueError("Labels.index must be strictly increasing")
-        if n and (np.nanmin(self.p_out) < 0 or np.nanmax(self.p_out) > 1):
-            raise ValueError("Labels.p_out must lie in [0, 1]")
+        finite = bool(np.all(np.isfinite(self.p_out)))
+        if n and not (finite and self.p_out.min() >= 0 and self.p_out.max() <= 1):
+            raise ValueError("Labels.p_out must lie in [0, 1] (no NaN)")
         self.segments = tuple(sorted(self.segments, key=lambda s: s.start_frame))
         for a, b in zip(self.segments, self.segments[1:], strict=False):
             if b.start_frame < a.end_frame:

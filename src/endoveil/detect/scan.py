@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from endoveil.detect.classifier import Classifier
 from endoveil.detect.labels import Labels, VideoSummary
@@ -49,6 +50,7 @@ def scan_video(
     sample_every: int | None = None,
     info: VideoInfo | None = None,
     progress: Progress | None = None,
+    on_scored: Callable[[int, npt.NDArray[np.uint8]], None] | None = None,
 ) -> Labels:
     """Score every ``sample_every``-th frame of a video and derive its out-of-body segments.
 
@@ -62,6 +64,8 @@ def scan_video(
         sample_every: score one frame in this many; None picks `auto_sample_every`.
         info: the video's `probe` result, if already known.
         progress: called as frames are decoded.
+        on_scored: called with (frame index, model image) for every scored frame; fast mode
+            keeps tiny previews from it to draw hidden frames without decoding them again.
 
     Returns:
         Labels with the scored frames and the final segments.
@@ -91,8 +95,11 @@ def scan_video(
     with FrameReader(path, info, skip_nonref=every > 1) as reader:
         for frame in reader:
             if frame.video_frame is not None and frame.index >= next_sample:
+                image = to_model_image(frame.video_frame, classifier.input_size)
+                if on_scored:
+                    on_scored(frame.index, image)
                 batch_index.append(frame.index)
-                batch_images.append(to_model_image(frame.video_frame, classifier.input_size))
+                batch_images.append(image)
                 next_sample = frame.index + every
                 if len(batch_images) >= BATCH_SIZE:
                     flush()

@@ -65,10 +65,12 @@ def fill_scores(
 ) -> npt.NDArray[np.float32]:
     """One score per frame: scored frames keep theirs, the others take the higher neighbour.
 
-    A video with no scored frame at all is out of body throughout (it could not be judged).
+    A video with no scored frame at all is out of body throughout (it could not be judged),
+    and so is a frame whose score is not a number.
     """
     if len(index) == 0:
         return np.ones(frame_count, dtype=np.float32)
+    p_out = np.nan_to_num(np.asarray(p_out, np.float32), nan=1.0, posinf=1.0, neginf=1.0)
     frames = np.arange(frame_count)
     after = np.clip(np.searchsorted(index, frames, side="left"), 0, len(index) - 1)
     before = np.clip(np.searchsorted(index, frames, side="right") - 1, 0, len(index) - 1)

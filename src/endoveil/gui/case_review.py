@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from endoveil import __version__
-from endoveil.anonymize.offline import PipelineConfig, output_paths, run_pipeline
+from endoveil.anonymize.offline import EXACT_PRESET, PipelineConfig, output_paths, run_pipeline
 from endoveil.anonymize.verify import VerifyReport, verify
 from endoveil.cases.discover import Case
 from endoveil.cases.mapping_log import MappingRow, append_row, check_log_location
@@ -78,7 +78,7 @@ def prepare_case(
         plan,
         merged_path,
         keep_audio=config.keep_audio,
-        preset=config.preset,
+        preset=config.preset or EXACT_PRESET,
         crf=config.crf,
         progress=lambda d, t: progress("merge", d, t),
     )

@@ -305,13 +305,17 @@ class LiveSession:
         return p_out
 
     def _suspicious(self, item: _Pending) -> bool:
-        return item.p_out is None or item.p_out >= self.params.low
+        return item.p_out is None or not np.isfinite(item.p_out) or item.p_out >= self.params.low
 
     def _flush(self, *, final: bool) -> None:
-        """Emit pending frames once ``delay_frames`` later frames have been judged."""
+        """Emit pending frames once ``delay_frames`` later frames have been judged.
+
+        ``final`` (stall, lost source, end): the frames still held back will never get
+        their look-ahead, so they are all hidden.
+        """
         while self._pending and (final or len(self._pending) > self.config.delay_frames):
             item = self._pending.popleft()
-            if any(self._suspicious(later) for later in self._pending):
+            if final or any(self._suspicious(later) for later in self._pending):
                 item.hidden = True
                 if item.state == "clear":
                     item.state = "anonymized"

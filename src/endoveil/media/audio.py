@@ -57,6 +57,17 @@ class SampleEncoder:
         for block in self._fifo.read_many(self.frame_size):
             yield from self.stream.encode(block)
 
+    def write_at(self, samples: npt.NDArray[np.float32], position: int) -> Iterator[av.Packet]:
+        """Put ``samples`` at sample ``position`` of the output: a gap before it is filled
+        with silence, an overlap with what was written is trimmed, so sound stays where its
+        timestamps put it."""
+        if position > self.written:
+            gap = np.zeros((self.channels, position - self.written), np.float32)
+            samples = np.concatenate([gap, samples], axis=1)
+        elif position < self.written:
+            samples = samples[:, self.written - position :]
+        yield from self.write(samples)
+
     def flush(self) -> Iterator[av.Packet]:
         rest = self._fifo.read()
         if rest is not None:
@@ -143,16 +154,27 @@ def add_audio(
                     if chunk.pts is None:
                         continue
                     start = float(chunk.pts * chunk.time_base - video_start)
-                    samples = chunk.to_ndarray()
+                    samples = chunk.to_ndarray().astype(np.float32)
                     times = start + np.arange(samples.shape[1]) / encoder.rate
                     hide = _inside(times, hidden)
                     if not cut:
-                        samples = np.where(hide, 0.0, samples)
+                        samples[:, hide] = 0.0
                     keep = (times >= 0) & ~hide if cut else times >= 0
-                    yield from encoder.write(samples[:, keep].astype(np.float32))
+                    if not keep.any():
+                        continue
+                    # Where the first kept sample plays in the output: its own time, less
+                    # the hidden time cut before it.
+                    first = float(times[np.argmax(keep)])
+                    at = first - (_cut_before(first, hidden) if cut else 0.0)
+                    yield from encoder.write_at(samples[:, keep], round(at * encoder.rate))
         yield from encoder.flush()
 
     mux_with_sound(video_path, out_path, rate=rate, layout=layout, sound=sound)
+
+
+def _cut_before(t: float, intervals: Sequence[Interval]) -> float:
+    """Seconds of ``intervals`` that lie before time ``t``."""
+    return sum(max(0.0, min(end, t) - start) for start, end in intervals if start < t)
 
 
 def _inside(times: npt.NDArray[np.float64], intervals: Sequence[Interval]) -> npt.NDArray[np.bool_]:

@@ -69,7 +69,9 @@ def upright(frame: av.VideoFrame) -> av.VideoFrame:
         h, w = rgb.shape[0] & ~1, rgb.shape[1] & ~1
         out = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[:h, :w]), format="rgb24")
         out = out.reformat(format="yuv420p")
-    out.pts, out.time_base = frame.pts, frame.time_base
+    out.pts = frame.pts
+    if frame.time_base is not None:  # frames made from arrays (cameras) have none
+        out.time_base = frame.time_base
     return out
 
 

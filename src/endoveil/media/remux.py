@@ -30,11 +30,13 @@ class Region:
         copy: True to stream-copy its packets, False to re-encode its frames.
         packets: its packets, as indices into ``VideoInfo.packets`` (decode order).
         frames: its frames, as sorted presentation indices.
+        gops: its GOPs, as packet ranges.
     """
 
     copy: bool
     packets: range
     frames: npt.NDArray[np.int64]
+    gops: tuple[range, ...] = ()
 
 
 def fast_mode_blocker(info: VideoInfo) -> str | None:
@@ -87,14 +89,16 @@ def plan_regions(info: VideoInfo, hide: npt.NDArray[np.bool_]) -> list[Region] |
         while end + 1 < len(gops) and encode[end + 1] == encode[g]:
             end += 1
         span = range(gops[g].start, gops[end].stop)
-        regions.append(Region(not encode[g], span, np.sort(frame_of[span])))
+        members = tuple(gops[g : end + 1])
+        regions.append(Region(not encode[g], span, np.sort(frame_of[span]), members))
         g = end + 1
 
-    # Regions must follow each other in presentation order too, or cutting between them would
-    # reorder frames: true for all but exotic streams, which exact mode handles instead.
+    # GOPs (and so regions) must follow each other in presentation order too, or cutting
+    # between them would reorder frames: true for all but exotic streams, which exact mode
+    # handles instead.
     expected = 0
-    for region in regions:
-        frames = region.frames
+    for gop in gops:
+        frames = np.sort(frame_of[gop])
         if frames[0] != expected or frames[-1] - frames[0] + 1 != len(frames):
             return None
         expected = int(frames[-1]) + 1
