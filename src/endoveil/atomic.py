@@ -59,7 +59,9 @@ def atomic_path(path: Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        _sync(tmp)
         os.replace(tmp, path)
+        _sync(path.parent, folder=True)
     except OSError as exc:
         reason = "disk full" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
         raise OutputError(f"cannot write: {reason}", path=path) from exc
@@ -67,9 +69,21 @@ def atomic_path(path: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def _sync(path: Path, *, folder: bool = False) -> None:
+    """Flush a file (or a folder's entries) to disk, so a rename never exposes an empty file
+    after a power loss."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not folder:
+            raise
+        # Some file systems cannot sync a folder; the file itself was synced.
+    finally:
+        os.close(fd)
+
+
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically, fsynced before the rename."""
+    """Write ``text`` to ``path`` atomically (synced before the rename)."""
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
-        f.flush()
-        os.fsync(f.fileno())

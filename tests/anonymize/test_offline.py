@@ -96,3 +96,22 @@ def test_kept_audio_is_silent_while_hidden(
         assert np.abs(sound[inside]).max() < 1e-3
         assert np.abs(sound[~inside]).max() > 0.05
     assert not list(tmp_path.glob("*.part*"))
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+def test_fast_mode_with_short_gops_copies_and_draws_hidden_gops(
+    classifier: OnnxClassifier, tmp_path: Path, action: str
+) -> None:
+    """Keyframes every second: whole GOPs are hidden (drawn from detection's previews, not
+    decoded), GOPs at the edges are re-encoded, the rest copied."""
+    from clips import write_clip
+
+    clip = write_clip(
+        tmp_path / "gops.mp4", 200, oob=lambda i: 60 <= i < 140, options={"g": "25", "bf": "2"}
+    )
+    config = PipelineConfig(mode="fast", action=action, margin_s=0.2)  # type: ignore[arg-type]
+    result = run_pipeline(clip, tmp_path, config, classifier)
+    assert result.mode == "fast" and result.render is not None
+    assert result.render.inbody_frames_reencoded < 40, "only GOPs at the edges re-encoded"
+    report = verify(clip, result.video_path, result.labels)  # type: ignore[arg-type]
+    assert report.ok, report.problems
