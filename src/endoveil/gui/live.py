@@ -1,7 +1,7 @@
 """The live page's session: one `LiveSession` at a time, its preview as JPEG, recording.
 
-`JpegSink` keeps only the latest anonymized picture as a JPEG (at most ``max_fps`` a second);
-the app streams it as MJPEG behind the session token. Frames reach it only through the live
+The live loop's `JpegSink` keeps only the latest anonymized picture as a JPEG; the app
+streams it as MJPEG behind the session token. Frames reach it only through the live
 loop, so the browser sees exactly what any other sink gets: judged, and hidden when unsure.
 """
 
@@ -13,65 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
-
 from endoveil.detect.classifier import OnnxClassifier
 from endoveil.gui.jobs import plain_error
 from endoveil.live.loop import LiveConfig, LiveSession
-from endoveil.live.sinks import Delivery, RecordSink, Sink
+from endoveil.live.preview import JpegSink
+from endoveil.live.sinks import RecordSink
 from endoveil.live.sources import open_source
 
-__all__ = ["JpegSink", "LiveManager", "LiveRequest"]
+__all__ = ["LiveManager", "LiveRequest"]
 
 log = logging.getLogger("endoveil.gui")
-
-PREVIEW_WIDTH = 640
-JPEG_QUALITY = 80
-
-
-class JpegSink(Sink):
-    """The latest picture as JPEG, with a sequence number to wait on."""
-
-    reconnect = False
-
-    def __init__(self, max_fps: float = 12.0) -> None:
-        self.name = "gui preview"
-        self._interval = 1.0 / max_fps
-        self._last = float("-inf")
-        self._jpeg: bytes | None = None
-        self._seq = 0
-        self._changed = threading.Condition()
-        self._closed = False
-
-    def open(self, width: int, height: int, fps: float) -> None:
-        with self._changed:
-            self._closed = False
-
-    def write(self, item: Delivery) -> None:
-        if item.t_capture - self._last < self._interval:
-            return
-        self._last = item.t_capture
-        frame = item.frame
-        height = max(2, round(PREVIEW_WIDTH * frame.height / frame.width))
-        image = frame.reformat(width=PREVIEW_WIDTH, height=height, format="bgr24").to_ndarray()
-        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-        if ok:
-            with self._changed:
-                self._jpeg, self._seq = jpeg.tobytes(), self._seq + 1
-                self._changed.notify_all()
-
-    def close(self) -> None:
-        with self._changed:
-            self._closed = True
-            self._changed.notify_all()
-
-    def next_jpeg(self, seen: int, timeout: float = 2.0) -> tuple[bytes | None, int]:
-        """Wait for a picture newer than ``seen``; (None, seen) once closed or on timeout."""
-        with self._changed:
-            self._changed.wait_for(lambda: self._seq != seen or self._closed, timeout=timeout)
-            if self._closed or self._seq == seen:
-                return None, seen
-            return self._jpeg, self._seq
 
 
 @dataclass(frozen=True)
@@ -120,7 +71,7 @@ class LiveManager:
             config = LiveConfig(action=request.action, threshold=request.threshold)  # type: ignore[arg-type]
             classifier = OnnxClassifier(self.model)
             source = open_source(request.source, realtime=True, loop=request.loop)
-            preview = JpegSink()
+            preview = JpegSink(max_fps=12.0)
             session = LiveSession(source, classifier, [preview], config)
             self._stop = threading.Event()
             self._session, self._preview, self._record = session, preview, None

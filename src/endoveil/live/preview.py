@@ -16,7 +16,7 @@ import cv2
 
 from endoveil.live.sinks import Delivery, Sink
 
-__all__ = ["HttpPreviewSink"]
+__all__ = ["HttpPreviewSink", "JpegSink"]
 
 PAGE = """<!doctype html><html lang="en"><meta charset="utf-8">
 <title>endoveil live</title>
@@ -31,25 +31,69 @@ document.getElementById('s').textContent=
 setInterval(tick,1000);tick();
 </script></html>"""
 PREVIEW_WIDTH = 640
+JPEG_QUALITY = 80
 BOUNDARY = "endoveilframe"
 
 
-class HttpPreviewSink(Sink):
-    """Serve ``http://127.0.0.1:PORT/``: the live picture (≤ 640 px wide, ≤ ``max_fps``)."""
+class JpegSink(Sink):
+    """The latest picture as JPEG (≤ 640 px wide, at most ``max_fps`` a second), with a
+    sequence number to wait on: what a browser preview streams as MJPEG."""
 
     reconnect = False
 
-    def __init__(
-        self, port: int = 0, *, status: Callable[[], dict[str, object]], max_fps: float = 10.0
-    ) -> None:
-        self.name = "http preview"
-        self._status = status
+    def __init__(self, max_fps: float = 10.0) -> None:
+        self.name = "preview"
         self._interval = 1.0 / max_fps
-        self._last = 0.0
+        self._last = float("-inf")
         self._jpeg: bytes | None = None
         self._seq = 0
         self._changed = threading.Condition()
         self._closed = False
+
+    def open(self, width: int, height: int, fps: float) -> None:
+        with self._changed:
+            self._closed = False
+
+    def write(self, item: Delivery) -> None:
+        if item.t_capture - self._last < self._interval:
+            return
+        self._last = item.t_capture
+        frame = item.frame
+        height = max(2, round(PREVIEW_WIDTH * frame.height / frame.width))
+        image = frame.reformat(width=PREVIEW_WIDTH, height=height, format="bgr24").to_ndarray()
+        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        if ok:
+            with self._changed:
+                self._jpeg, self._seq = jpeg.tobytes(), self._seq + 1
+                self._changed.notify_all()
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def next_jpeg(self, seen: int, timeout: float = 2.0) -> tuple[bytes | None, int]:
+        """Wait for a picture newer than ``seen``; (None, seen) once closed or on timeout."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._seq != seen or self._closed, timeout=timeout)
+            if self._closed or self._seq == seen:
+                return None, seen
+            return self._jpeg, self._seq
+
+
+class HttpPreviewSink(JpegSink):
+    """Serve ``http://127.0.0.1:PORT/``: the live picture as MJPEG, and the live status."""
+
+    def __init__(
+        self, port: int = 0, *, status: Callable[[], dict[str, object]], max_fps: float = 10.0
+    ) -> None:
+        super().__init__(max_fps)
+        self.name = "http preview"
+        self._status = status
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
@@ -60,33 +104,14 @@ class HttpPreviewSink(Sink):
         return f"http://127.0.0.1:{self.port}/"
 
     def open(self, width: int, height: int, fps: float) -> None:
+        super().open(width, height, fps)
         if not self._thread.is_alive():
             self._thread.start()
 
-    def write(self, item: Delivery) -> None:
-        if item.t_capture - self._last < self._interval:
-            return
-        self._last = item.t_capture
-        frame = item.frame
-        height = max(2, round(PREVIEW_WIDTH * frame.height / frame.width))
-        image = frame.reformat(width=PREVIEW_WIDTH, height=height, format="bgr24").to_ndarray()
-        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
-        if ok:
-            with self._changed:
-                self._jpeg, self._seq = jpeg.tobytes(), self._seq + 1
-                self._changed.notify_all()
-
     def close(self) -> None:
-        with self._changed:
-            self._closed = True
-            self._changed.notify_all()
+        super().close()
         self._server.shutdown()
         self._server.server_close()
-
-    def _next_jpeg(self, seen: int) -> tuple[bytes | None, int]:
-        with self._changed:
-            self._changed.wait_for(lambda: self._seq != seen or self._closed, timeout=2.0)
-            return (None, seen) if self._closed else (self._jpeg, self._seq)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         sink = self
@@ -121,9 +146,9 @@ class HttpPreviewSink(Sink):
                 seen = -1
                 try:
                     while True:
-                        jpeg, seen = sink._next_jpeg(seen)
+                        jpeg, seen = sink.next_jpeg(seen)
                         if jpeg is None:
-                            if sink._closed:
+                            if sink.closed:
                                 return
                             continue
                         self.wfile.write(
