@@ -234,7 +234,10 @@ class WindowSink(Sink):
     def write(self, item: Delivery) -> None:
         import cv2
 
-        cv2.imshow("endoveil live", item.frame.to_ndarray(format="bgr24"))
+        image = item.frame.to_ndarray(format="bgr24")
+        colour = (60, 200, 60) if item.state == "clear" else (40, 160, 255)
+        cv2.putText(image, item.state, (12, 32), cv2.FONT_HERSHEY_SIMPLEX, 0.9, colour, 2)
+        cv2.imshow("endoveil live", image)
         cv2.waitKey(1)
 
     def close(self) -> None:
