@@ -129,6 +129,8 @@ def live(
     finally:
         signal.signal(signal.SIGINT, previous)
     _print_report(report)
+    if report.frames_captured == 0:
+        fail(f"no frame received; last problem: {report.last_source_error or source}")
     failed = [name for name, stats in report.sinks.items() if stats.delivered == 0 and stats.errors]
     if failed:
         fail(f"no frame reached {', '.join(failed)}")

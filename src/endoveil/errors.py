@@ -39,10 +39,12 @@ class EndoveilError(Exception):
         super().__init__(message)
         self.message = message
         self.path = Path(path) if path is not None else None
+        # As given: a URL must not lose its "//" to Path's normalisation when shown.
+        self._where = str(path) if path is not None else None
         self.frame_index = frame_index
 
     def __str__(self) -> str:
-        where = f"{self.path}: " if self.path is not None else ""
+        where = f"{self._where}: " if self._where is not None else ""
         frame = f" (frame {self.frame_index})" if self.frame_index is not None else ""
         return f"{where}{self.message}{frame}"
 

@@ -103,6 +103,7 @@ class LiveReport:
     capture_dropped: int = 0
     paused_cards: int = 0
     source_failures: int = 0
+    last_source_error: str = ""
     model_failures: int = 0
     duration_s: float = 0.0
     latencies_ms: list[float] = field(default_factory=list, repr=False)
@@ -246,7 +247,8 @@ class LiveSession:
                 captured = self.source.read()
             except Exception as exc:  # a source may fail in any way; the loop must fail closed
                 self.report.source_failures += 1
-                log.warning("%s: %s", self.source.name, exc)
+                self.report.last_source_error = str(exc)
+                log.warning("%s", exc)
                 self.source.close()
                 opened = False
                 self._put(_LOST)
