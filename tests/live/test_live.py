@@ -252,3 +252,19 @@ def test_recording_starts_and_stops_while_running(
     recorded = probe(sink.path)
     assert recorded.frame_count == stats.delivered
     assert sink.path.with_name("live.labels.json").is_file()
+
+
+def test_cli_says_when_no_frame_ever_arrived(brightness_model_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from endoveil.cli import app
+
+    port = _free_port()  # nothing listens there
+    result = CliRunner().invoke(
+        app,
+        ["live", f"tcp://127.0.0.1:{port}", "--duration", "1", "-q",
+         "--model", str(brightness_model_path)],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "no frame received" in result.output
+    assert f"tcp://127.0.0.1:{port}" in result.output

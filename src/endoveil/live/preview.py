@@ -110,7 +110,8 @@ class HttpPreviewSink(JpegSink):
 
     def close(self) -> None:
         super().close()
-        self._server.shutdown()
+        if self._thread.is_alive():  # shutdown() waits for a loop that must have started
+            self._server.shutdown()
         self._server.server_close()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:

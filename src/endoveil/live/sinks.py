@@ -336,6 +336,10 @@ class SinkRunner(threading.Thread):
             except Exception as exc:  # any sink failure must not end the live loop
                 self._failed(exc)
         self._close()
+        try:
+            self.sink.close()  # also release what a sink that never opened holds (a socket)
+        except Exception as exc:
+            log.error("%s: releasing failed: %s", self.sink.name, exc)
 
     def _ensure_open(self) -> bool:
         if self._is_open:
