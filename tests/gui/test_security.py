@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from endoveil.gui import GuiSettings
-from endoveil.gui.security import PathRefused, Roots, check_secret
+from endoveil.gui.security import COOKIE, PathRefused, Roots, check_secret
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
@@ -190,3 +190,20 @@ def test_live_refuses_files_outside_the_roots(client: TestClient, escape_link: P
 def test_data_folder_and_database_are_owner_only(client: TestClient, settings: GuiSettings) -> None:
     assert os.stat(settings.data_dir).st_mode & 0o777 == 0o700
     assert os.stat(settings.data_dir / "gui.sqlite3").st_mode & 0o777 == 0o600
+
+
+def test_cookie_alone_cannot_change_anything(anonymous: TestClient, settings: GuiSettings) -> None:
+    """Another page on 127.0.0.1 (any port) gets the cookie sent along, but cannot add the
+    page's request header without a CORS preflight, and its Origin differs."""
+    anonymous.get(f"/?token={settings.token}")
+    assert anonymous.cookies.get(COOKIE)
+    assert anonymous.get("/api/jobs").status_code == 200  # reading with the cookie is fine
+    forged = anonymous.post("/api/reviews/1/export", headers={"Origin": "http://127.0.0.1:8888"})
+    assert forged.status_code == 403
+    no_header = anonymous.post("/api/reviews/1/export")
+    assert no_header.status_code == 403
+    ours = anonymous.post(
+        "/api/reviews/1/export",
+        headers={"X-Endoveil-Request": "1", "Origin": "http://testserver"},
+    )
+    assert ours.status_code == 404  # accepted, then: no such review

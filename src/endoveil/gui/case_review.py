@@ -129,34 +129,41 @@ def export_case(
     labels_path = result.labels_paths[0]
     if result.video_path is None:
         return ExportedCase(None, labels_path, None, None, result.notes)
-    report = verify(
-        merged, result.video_path, result.labels, progress=lambda d, t: progress("verify", d, t)
-    )
-    if not report.ok:
+    try:
+        report = verify(
+            merged, result.video_path, result.labels, progress=lambda d, t: progress("verify", d, t)
+        )
+        if not report.ok:
+            for path in output_paths(merged, output_root, export_config):
+                path.unlink(missing_ok=True)
+            return ExportedCase(None, labels_path, report, None, result.notes)
+
+        files = [*case.segments, labels_path, result.video_path]
+        hashes = []
+        for n, path in enumerate(files):
+            progress("hash", n, len(files))
+            hashes.append(sha256(path))
+        progress("hash", len(files), len(files))
+        row = MappingRow(
+            case_folder=os.path.abspath(case.folder),
+            case=case.case_id,
+            original_files=[str(p.relative_to(case.folder)) for p in case.segments],
+            pseudonym=merged.stem,
+            created_at=now_utc(),
+            source_sha256=hashes[: len(case.segments)],
+            output_file=result.video_path.name,
+            output_sha256=hashes[-1],
+            labels_sha256=hashes[-2],
+            model=dict(result.labels.model.__dict__),
+            parameters=_parameters(export_config, pseudonym_kind, merge, result.mode or ""),
+        )
+        append_row(log, row)
+    except BaseException:
+        # Cancelled or failed before the output was proven and logged: it must not stay in
+        # the shared folder without its mapping-log row.
         for path in output_paths(merged, output_root, export_config):
             path.unlink(missing_ok=True)
-        return ExportedCase(None, labels_path, report, None, result.notes)
-
-    files = [*case.segments, labels_path, result.video_path]
-    hashes = []
-    for n, path in enumerate(files):
-        progress("hash", n, len(files))
-        hashes.append(sha256(path))
-    progress("hash", len(files), len(files))
-    row = MappingRow(
-        case_folder=os.path.abspath(case.folder),
-        case=case.case_id,
-        original_files=[str(p.relative_to(case.folder)) for p in case.segments],
-        pseudonym=merged.stem,
-        created_at=now_utc(),
-        source_sha256=hashes[: len(case.segments)],
-        output_file=result.video_path.name,
-        output_sha256=hashes[-1],
-        labels_sha256=hashes[-2],
-        model=dict(result.labels.model.__dict__),
-        parameters=_parameters(export_config, pseudonym_kind, merge, result.mode or ""),
-    )
-    append_row(log, row)
+        raise
     return ExportedCase(result.video_path, labels_path, report, row, result.notes)
 
 

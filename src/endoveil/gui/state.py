@@ -54,9 +54,28 @@ def _check(given: str | None, request: Request) -> None:
         raise HTTPException(403, "wrong session token")
 
 
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+REQUEST_HEADER = "X-Endoveil-Request"
+
+
 def require_token(request: Request) -> None:
-    """Every API call: the token from the header, else from the session cookie."""
-    _check(request.headers.get(HEADER) or request.cookies.get(COOKIE), request)
+    """Every API call: the token from the header, else from the session cookie.
+
+    A cookie reaches this server from pages of any port of 127.0.0.1 (cookies are not kept
+    apart by port), so a state-changing call that relies on the cookie must also carry
+    `REQUEST_HEADER` — which no other page can add without a CORS preflight this server
+    never grants — and, when the browser says where it comes from, come from this server.
+    """
+    header_token = request.headers.get(HEADER)
+    cookie_token = request.cookies.get(COOKIE)
+    if header_token is None and cookie_token and request.method not in SAFE_METHODS:
+        origin = request.headers.get("origin")
+        host = request.headers.get("host", "")
+        if request.headers.get(REQUEST_HEADER) != "1" or (
+            origin is not None and origin.split("://", 1)[-1] != host
+        ):
+            raise HTTPException(403, "request refused: it does not come from the endoveil page")
+    _check(header_token or cookie_token, request)
 
 
 def require_token_or_query(request: Request) -> None:

@@ -132,7 +132,13 @@ class Tasks:
         }
         if done.video_path is None:
             return result
-        report = verify(source, done.video_path, done.labels, progress=tracker.stage("verify"))
+        try:
+            report = verify(source, done.video_path, done.labels, progress=tracker.stage("verify"))
+        except BaseException:
+            # Cancelled or failed while proving it: an unproven output must not stay.
+            for path in output_paths(source, output, config):
+                path.unlink(missing_ok=True)
+            raise
         result["verified"] = report.ok
         result["report"] = self._write_report(job, report_dict(report))
         if not report.ok:

@@ -18,7 +18,8 @@ class ApiError extends Error {
 }
 
 async function api(method, path, body) {
-  const init = { method, credentials: "same-origin", headers: {} };
+  // The header proves the call comes from this page (other pages cannot add it).
+  const init = { method, credentials: "same-origin", headers: { "X-Endoveil-Request": "1" } };
   if (body instanceof FormData) init.body = body;
   else if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
