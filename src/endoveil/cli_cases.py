@@ -27,7 +27,7 @@ from rich.progress import (
 )
 
 from endoveil.cases.discover import DEFAULT_PATTERNS, Case, discover_cases
-from endoveil.cases.mapping_log import check_log_location
+from endoveil.cases.mapping_log import check_log_location, check_outside_output
 from endoveil.cases.pseudonym import PSEUDONYM_KINDS, SECRET_ENV, load_secret
 from endoveil.cases.report import REPORT_JSON, REPORT_TEXT, BatchReport, CaseEntry, render_table
 from endoveil.cli_common import (
@@ -143,6 +143,8 @@ def cases_command(
     try:
         if pseudonym == "hmac":
             secret = load_secret(secret_file)
+            if secret_file is not None:
+                check_outside_output(secret_file, output, "the pseudonym secret")
         check_log_location(log, output)
         found = discover_cases(input_root, patterns=pattern or DEFAULT_PATTERNS, group_by=group_by)
         settings = BatchSettings(

@@ -70,3 +70,30 @@ def test_failed_case_exits_1_and_hmac_names_outputs(
     assert code == 1
     report = json.loads((out / "cases-report.json").read_text(encoding="utf-8"))
     assert report["skipped"] == 2
+
+
+def test_secret_in_output_root_exits_2(tmp_path: Path) -> None:
+    """Whoever gets the shared outputs must not get the key to test names against them."""
+    archive = build_archive(tmp_path / "in")
+    out = tmp_path / "out"
+    out.mkdir()
+    secret = out / "secret.txt"
+    secret.write_text("a long enough secret for hmac\n")
+    result = CliRunner().invoke(
+        app,
+        ["cases", str(archive), "-o", str(out), "--log", str(tmp_path / "log.csv"),
+         "--pseudonym", "hmac", "--secret-file", str(secret)],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "pseudonym secret must lie outside the output folder" in result.output
+
+
+def test_report_in_output_root_keeps_no_run_order() -> None:
+    from endoveil.cases.report import BatchReport, CaseEntry, render_table
+
+    entries = [CaseEntry(2, "ffff", "done"), CaseEntry(1, "aaaa", "failed")]
+    report = BatchReport(started_at="2026-11-22T00:00:00Z", cases=2, entries=entries)
+    rows = report.to_dict()["entries"]
+    assert [r["pseudonym"] for r in rows] == ["aaaa", "ffff"]
+    assert all("index" not in r for r in rows)
+    assert render_table(report).splitlines()[1].startswith("aaaa")

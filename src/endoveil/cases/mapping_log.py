@@ -38,7 +38,14 @@ from typing import Any
 
 from endoveil.errors import OutputError
 
-__all__ = ["COLUMNS", "MappingRow", "append_row", "check_log_location", "read_rows"]
+__all__ = [
+    "COLUMNS",
+    "MappingRow",
+    "append_row",
+    "check_log_location",
+    "check_outside_output",
+    "read_rows",
+]
 
 COLUMNS = (
     "case_folder",
@@ -83,13 +90,20 @@ def check_log_location(log: Path, output_root: Path) -> None:
     Raises:
         OutputError: ``log`` lies in ``output_root`` (or is it).
     """
-    log_abs = Path(os.path.abspath(log)).resolve()
+    check_outside_output(log, output_root, "the mapping log (it names the patients)")
+
+
+def check_outside_output(path: Path, output_root: Path, what: str) -> None:
+    """Refuse ``path`` inside the output root (the mapping log, the pseudonym secret: whoever
+    gets the shared outputs must not get them too).
+
+    Raises:
+        OutputError: ``path`` lies in ``output_root`` (or is it).
+    """
+    path_abs = Path(os.path.abspath(path)).resolve()
     root = Path(os.path.abspath(output_root)).resolve()
-    if log_abs == root or root in log_abs.parents:
-        raise OutputError(
-            "the mapping log must lie outside the output folder (it names the patients)",
-            path=log,
-        )
+    if path_abs == root or root in path_abs.parents:
+        raise OutputError(f"{what} must lie outside the output folder", path=path)
 
 
 def append_row(log: Path, row: MappingRow) -> None:

@@ -106,21 +106,24 @@ class BatchReport:
             "recovered_unfinished": self.recovered,
             "video_hours_done": round(self.video_hours_done, 6),
             "video_hours_per_hour": round(self.hours_per_hour, 3),
-            "entries": [asdict(e) for e in sorted(self.entries, key=lambda e: e.index)],
+            # By pseudonym and without the run order: the order cases are found in follows
+            # their folder names, and would tie pseudonyms back to an alphabetical name list.
+            "entries": [
+                {k: v for k, v in asdict(e).items() if k != "index"}
+                for e in sorted(self.entries, key=lambda e: e.pseudonym)
+            ],
         }
 
 
 def render_table(report: BatchReport) -> str:
     """The report as a fixed-width text table."""
     lines = [
-        f"{'#':>4}  {'pseudonym':36}  {'status':7}  {'merge':9}  {'video s':>8}  "
-        f"{'× rt':>6}  detail",
+        f"{'pseudonym':36}  {'status':7}  {'merge':9}  {'video s':>8}  {'× rt':>6}  detail",
     ]
-    for e in sorted(report.entries, key=lambda e: e.index):
+    for e in sorted(report.entries, key=lambda e: e.pseudonym):
         speed = f"{e.speed_x:6.1f}" if e.status == "done" else f"{'':6}"
         lines.append(
-            f"{e.index:>4}  {e.pseudonym:36}  {e.status:7}  {e.merge:9}  "
-            f"{e.duration_s:8.1f}  {speed}  {e.detail}"
+            f"{e.pseudonym:36}  {e.status:7}  {e.merge:9}  {e.duration_s:8.1f}  {speed}  {e.detail}"
         )
     lines.append(
         f"{report.cases} case(s): {report.count('done')} done, {report.count('failed')} failed, "

@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from endoveil import __version__
 from endoveil.cases import DEFAULT_PATTERNS, discover_cases, natural_key
-from endoveil.cases.mapping_log import check_log_location
+from endoveil.cases.mapping_log import check_log_location, check_outside_output
 from endoveil.cases.pseudonym import hmac_pseudonym, load_secret, uuid_pseudonym
 from endoveil.detect.classifier import default_model_path
 from endoveil.errors import EndoveilError
@@ -255,7 +255,7 @@ def list_folder(state: State, path: str | None = None) -> dict[str, Any]:
             continue
         if child.is_dir():
             entries.append({"name": child.name, "path": str(child), "kind": "folder"})
-        elif child.suffix.lower() in VIDEO_SUFFIXES:
+        elif child.suffix.lower() in VIDEO_SUFFIXES and child.is_file():  # not a dead link
             size = child.stat().st_size
             entries.append({"name": child.name, "path": str(child), "kind": "video", "size": size})
     parent = folder.parent
@@ -285,6 +285,8 @@ def _work_settings(state: GuiState, given: dict[str, Any]) -> WorkSettings:
     secret_file = str(state.roots.resolve(work.secret_file)) if work.secret_file else ""
     try:
         check_log_location(log, output)
+        if secret_file:
+            check_outside_output(Path(secret_file), output, "the pseudonym secret")
     except EndoveilError as exc:
         raise HTTPException(400, str(exc)) from exc
     return work.model_copy(
