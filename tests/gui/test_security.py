@@ -207,3 +207,17 @@ def test_cookie_alone_cannot_change_anything(anonymous: TestClient, settings: Gu
         headers={"X-Endoveil-Request": "1", "Origin": "http://testserver"},
     )
     assert ours.status_code == 404  # accepted, then: no such review
+
+
+def test_work_refuses_a_case_whose_segment_links_outside(
+    client: TestClient, root: Path, tmp_path: Path
+) -> None:
+    from clips import write_clip
+
+    outside = write_clip(tmp_path / "elsewhere.mp4", 10)
+    case = root / "linked" / "Case 1"
+    case.mkdir(parents=True)
+    (case / "VID1.mp4").symlink_to(outside)
+    response = client.post("/api/work", json={"path": str(root / "linked")})
+    assert response.status_code == 403
+    assert "outside the allowed folders" in response.json()["detail"]

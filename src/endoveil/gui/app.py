@@ -327,6 +327,14 @@ def add_work(body: WorkBody, state: State) -> dict[str, Any]:
         jobs.append(store.add_job("detect", f"detect {path.name}", {}, review.id).id)
     else:
         cases = discover_cases(path).cases
+        for case in cases:
+            for segment in case.segments:
+                try:  # a linked segment must not smuggle in a video from outside the roots
+                    state.roots.resolve(segment)
+                except PathRefused as exc:
+                    raise HTTPException(
+                        403, f"{case.case_id}: a segment lies outside the allowed folders"
+                    ) from exc
         if not cases:
             raise HTTPException(
                 400, f"{path.name}: no case folders with videos in it (one sub-folder per case)"

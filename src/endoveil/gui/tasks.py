@@ -26,6 +26,7 @@ from endoveil.detect.classifier import OnnxClassifier
 from endoveil.detect.labels import Labels
 from endoveil.gui.case_review import export_case, prepare_case
 from endoveil.gui.jobs import Handler, JobFailed, Tracker
+from endoveil.gui.security import PathRefused, Roots
 from endoveil.gui.settings import GuiSettings, WorkSettings
 from endoveil.gui.store import Job, Review, Store
 
@@ -188,6 +189,15 @@ class Tasks:
         cases = discover_cases(folder).cases
         if not cases:
             raise JobFailed(f"{folder}: no case folders with videos found")
+        roots = Roots(self.settings.roots)
+        for case in cases:
+            for segment in case.segments:
+                try:  # links may have changed since the job was queued
+                    roots.resolve(segment)
+                except PathRefused as exc:
+                    raise JobFailed(
+                        f"{case.case_id}: a segment lies outside the allowed folders"
+                    ) from exc
         secret = None
         if work.pseudonym == "hmac":
             secret = load_secret(Path(work.secret_file) if work.secret_file else None)
