@@ -54,6 +54,7 @@ def run(root: Path, workers: int, verify: bool, runner: Runner | None = None) ->
             pipeline=PipelineConfig(mode="fast"),
             verify=verify,
             workers=workers,
+            shared_work=runner is not None,
         )
         report = run_batch(cases, settings, runner=runner)
     failed = [e for e in report.entries if e.status != "done"]

@@ -157,6 +157,7 @@ def cases_command(
             verify=verify,
             workers=workers,
             retry_failed=retry_failed,
+            shared_work=cluster is not None,
         )
     except (ValueError, NotADirectoryError, EndoveilError) as exc:
         fail(str(exc), EXIT_USAGE)

@@ -198,7 +198,8 @@ def test_worker_processes_give_the_same_results(
         (3, "done", True),
     ]
     leftovers = [p for p in tmp_path.rglob("*") if ".part" in p.name]
-    assert leftovers == [] and not any((tmp_path / "out" / STATE_DIR / "work").iterdir())
+    work = tmp_path / "work"  # beside the mapping log
+    assert leftovers == [] and not any(p.is_file() for p in work.rglob("*"))
     assert np.isclose(report.video_hours_done * 3600, 3.0 + 2.2, atol=0.05)
 
 
@@ -207,3 +208,39 @@ def test_log_inside_the_output_root_is_refused(archive: Path, tmp_path: Path) ->
     with pytest.raises(OutputError, match="outside the output folder"):
         run_batch(discover_cases(archive).cases, settings)
     assert not (tmp_path / "out").exists()
+
+
+def test_merged_cases_never_sit_in_the_output_root(
+    brightness_model_path: Path, tmp_path: Path
+) -> None:
+    """The merged, not yet anonymized case is scratch beside the private log, not in the
+    shared folder (where sync clients could pick it up while the batch runs)."""
+    from endoveil.anonymize.offline import PipelineConfig
+    from endoveil.cases.batch import BatchSettings, run_batch
+    from endoveil.cases.discover import discover_cases
+
+    archive = build_archive(tmp_path / "in")
+    seen: list[Path] = []
+
+    class Spy:
+        def batch_started(self, cases: int, to_run: int) -> None:
+            pass
+
+        def case_progress(self, index: int, stage: str, done: int, total: int) -> None:
+            if stage == "detect":
+                seen.extend(p for p in (tmp_path / "out").rglob("*") if p.is_file())
+
+        def case_finished(self, entry: object, case: object) -> None:
+            pass
+
+    settings = BatchSettings(
+        output_root=tmp_path / "out",
+        log=tmp_path / "private" / "log.csv",
+        pipeline=PipelineConfig(mode="fast", margin_s=0.2),
+        model=brightness_model_path,
+    )
+    run_batch(discover_cases(archive).cases, settings, observer=Spy())
+    assert seen, "the spy looked while cases ran"
+    raw = [p for p in seen if p.suffix.lower() in {".mp4", ".mov", ".mkv"}]
+    assert not [p for p in raw if ".anonymized." not in p.name]
+    assert (tmp_path / "private" / "work").is_dir()

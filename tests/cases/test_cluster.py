@@ -43,6 +43,7 @@ def test_batch_on_a_local_cluster(
         log=tmp_path / "log.csv",
         pipeline=PipelineConfig(mode="fast", margin_s=0.2),
         model=brightness_model_path,
+        shared_work=True,
     )
     recorder = Recorder()
     with distributed.LocalCluster(

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import ctypes
+import hashlib
+import hmac
 import multiprocessing as mp
 import os
 import queue as queue_module
@@ -74,6 +76,9 @@ class BatchSettings:
         verify: prove every output with `verify` before calling its case done.
         workers: cases run in parallel (worker processes).
         retry_failed: run again the cases that failed in an earlier run.
+        shared_work: merge cases under the output root (a Dask cluster's workers must reach
+            the scratch files on shared storage); otherwise beside the mapping log, so the
+            shared folder never holds a raw, merged case.
     """
 
     output_root: Path
@@ -85,6 +90,7 @@ class BatchSettings:
     verify: bool = False
     workers: int = 1
     retry_failed: bool = False
+    shared_work: bool = False
 
     def __post_init__(self) -> None:
         if self.pseudonym == "hmac" and not self.secret:
@@ -141,7 +147,8 @@ def run_batch(
     else:
         key = load_or_create_key(state_key_path(settings.log))
     report = BatchReport(started_at=now_utc(), cases=len(cases))
-    with StateStore(root, key) as store:
+    work = None if settings.shared_work else _private_work(settings.log, key, root)
+    with StateStore(root, key, work=work) as store:
         store.check_run(settings.fingerprint(model_sha))
         report.recovered = store.recover()
         jobs, skipped = _plan(cases, settings, store)
@@ -172,6 +179,13 @@ def run_batch(
             report.elapsed_s = time.perf_counter() - started
             write_report(report, root)
     return report
+
+
+def _private_work(log: Path, key: bytes, root: Path) -> Path:
+    """Scratch space beside the (private) mapping log, named by a keyed hash of the output
+    root so that neither names nor paths show in it."""
+    digest = hmac.new(key, str(root.resolve()).encode(), hashlib.sha256).hexdigest()[:24]
+    return Path(log).parent / "work" / digest
 
 
 def _model_sha256(model: Path | None) -> str:

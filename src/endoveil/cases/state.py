@@ -13,7 +13,8 @@ Layout::
       lock              held (flock) by the run using this output root
       run.json          the key check and the settings every case was made with
       <id>.json         one record per case: running, done, failed or interrupted
-      work/<pseudonym>/ the case's merged scratch video while it runs
+      work/<pseudonym>/ the case's merged scratch video while it runs (cluster runs only;
+                        otherwise beside the private mapping log)
 """
 
 from __future__ import annotations
@@ -101,21 +102,26 @@ class StateStore:
     Args:
         output_root: the batch's output folder.
         key: the state key (see the module docstring).
+        work: the scratch folder for merged cases; default: inside the state folder.
 
     Raises:
         OutputError: another run holds the lock, or the folder cannot be written.
     """
 
-    def __init__(self, output_root: Path, key: bytes) -> None:
+    def __init__(self, output_root: Path, key: bytes, *, work: Path | None = None) -> None:
         self.output_root = Path(output_root)
         self.dir = self.output_root / STATE_DIR
-        self.work = self.dir / "work"
+        # Merged (not yet anonymized) cases: a private folder outside the output root where
+        # one is given, so the shared folder never holds raw surgery; else the state folder
+        # (a cluster's workers must reach it on shared storage).
+        self.work = Path(work) if work is not None else self.dir / "work"
         self._key = key
         self._lock_fd: int | None = None
 
     def __enter__(self) -> StateStore:
         try:
-            self.work.mkdir(parents=True, exist_ok=True)
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self.work.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise OutputError(f"cannot write state: {exc.strerror}", path=self.dir) from exc
