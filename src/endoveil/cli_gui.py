@@ -6,7 +6,9 @@ the CLI works without them.
 
 from __future__ import annotations
 
+import html
 import ipaddress
+import os
 import socket
 import webbrowser
 from pathlib import Path
@@ -128,6 +130,20 @@ def gui(
     out.print(f"folders: {', '.join(str(r) for r in settings.roots)}", highlight=False)
     out.print("Ctrl-C stops the server (running jobs can be resumed later).", highlight=False)
     if not no_browser:
-        webbrowser.open(url)
+        webbrowser.open(_launch_page(settings.data_dir, url).as_uri())
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     server.run(sockets=[sock])
+
+
+def _launch_page(data_dir: Path, url: str) -> Path:
+    """An owner-only page that forwards the browser to ``url``: opening the URL itself would
+    put the token on the browser's command line, which every local user can read."""
+    page = data_dir / "open.html"
+    fd = os.open(page, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(
+            f'<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" '
+            f'content="0;url={html.escape(url)}"><title>endoveil</title>'
+        )
+    os.chmod(page, 0o600)
+    return page

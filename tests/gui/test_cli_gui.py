@@ -72,3 +72,14 @@ def test_gui_password_must_be_long_enough(tmp_path: Path) -> None:
         timeout=60,
     )
     assert proc.returncode == 2 and "at least 8 characters" in proc.stderr
+
+
+def test_browser_is_sent_a_private_page_not_the_token(tmp_path: Path) -> None:
+    import stat
+
+    from endoveil.cli_gui import _launch_page
+
+    page = _launch_page(tmp_path, "http://127.0.0.1:5/?token=secret&x=1")
+    assert stat.S_IMODE(page.stat().st_mode) == 0o600
+    assert "token=secret&amp;x=1" in page.read_text()
+    assert "secret" not in page.as_uri()
