@@ -19,7 +19,7 @@ import numpy.typing as npt
 from endoveil.errors import MediaError
 from endoveil.media.probe import VideoInfo, open_input, probe
 
-__all__ = ["Frame", "FrameReader", "iter_frames", "to_model_image", "upright"]
+__all__ = ["Frame", "FrameReader", "to_model_image", "upright"]
 
 
 @dataclass
@@ -198,9 +198,3 @@ class FrameReader:
 
     def _time(self, index: int) -> float:
         return float(self.info.frame_times[index])
-
-
-def iter_frames(path: Path | str, **kwargs: object) -> Iterator[Frame]:
-    """Iterate over a video's frames; see `FrameReader` for the options."""
-    with FrameReader(path, **kwargs) as reader:  # type: ignore[arg-type]
-        yield from reader
