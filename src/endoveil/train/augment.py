@@ -12,6 +12,7 @@ Images are uint8 RGB at any size; the caller resizes to the model input afterwar
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -81,30 +82,24 @@ def augment(image: Image, rng: np.random.Generator, config: AugmentConfig | None
     """
     cfg = config or AugmentConfig()
 
-    def happens(p: float) -> bool:
-        return bool(rng.random() < p * cfg.strength)
-
+    # In this order, each with its own probability; borders, bars and text come late so
+    # that they stay sharp, as a real screen shows them.
+    steps: tuple[tuple[float, Callable[[np.ndarray, np.random.Generator], np.ndarray]], ...] = (
+        (cfg.crop, _crop),
+        (cfg.flip, lambda img, _rng: img[:, ::-1]),
+        (cfg.rotate, _rotate),
+        (cfg.fog, _fog),
+        (cfg.specular, _specular),
+        (cfg.photometric, _photometric),
+        (cfg.blur, _blur),
+        (cfg.content_area, _content_area),
+        (cfg.overlay, _overlay),
+        (cfg.compression, _compress),
+    )
     out = image
-    if happens(cfg.crop):
-        out = _crop(out, rng)
-    if happens(cfg.flip):
-        out = out[:, ::-1]
-    if happens(cfg.rotate):
-        out = _rotate(out, rng)
-    if happens(cfg.fog):
-        out = _fog(out, rng)
-    if happens(cfg.specular):
-        out = _specular(out, rng)
-    if happens(cfg.photometric):
-        out = _photometric(out, rng)
-    if happens(cfg.blur):
-        out = _blur(out, rng)
-    if happens(cfg.content_area):
-        out = _content_area(out, rng)
-    if happens(cfg.overlay):
-        out = _overlay(out, rng)
-    if happens(cfg.compression):
-        out = _compress(out, rng)
+    for probability, step in steps:
+        if rng.random() < probability * cfg.strength:
+            out = step(out, rng)
     return np.ascontiguousarray(out)
 
 
