@@ -60,7 +60,7 @@ def _random_bytes(folder: Path) -> Path:
 
 
 def _audio_only(folder: Path) -> Path:
-    path = folder / "sound.m4a"
+    path = folder / "sound.mp4"  # audio only, under a video name
     with av.open(str(path), "w") as container:
         stream = container.add_stream("aac", rate=48000)
         for i in range(20):
@@ -83,6 +83,31 @@ def _truncated_mp4_without_index(folder: Path) -> Path:
     return path
 
 
+def _playlist_text(folder: Path) -> str:
+    """An HLS playlist listing a real video that lies outside ``folder``."""
+    outside = good_clip(folder.parent / f"{folder.name}-outside.mp4")
+    return f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:1,\n{outside}\n#EXT-X-ENDLIST\n"
+
+
+def _playlist(folder: Path) -> Path:
+    path = folder / "playlist.m3u8"
+    path.write_text(_playlist_text(folder), encoding="utf-8")
+    return path
+
+
+def _playlist_named_mp4(folder: Path) -> Path:
+    path = folder / "playlist.mp4"
+    path.write_text(_playlist_text(folder), encoding="utf-8")
+    return path
+
+
+def _concat_list(folder: Path) -> Path:
+    outside = good_clip(folder.parent / f"{folder.name}-outside.mp4")
+    path = folder / "list.mp4"
+    path.write_text(f"ffconcat version 1.0\nfile '{outside}'\n", encoding="utf-8")
+    return path
+
+
 BAD_INPUTS: dict[str, tuple[Callable[[Path], Path], str]] = {
     "missing": (_missing, "no such file"),
     "directory": (_directory, "is a folder"),
@@ -91,6 +116,10 @@ BAD_INPUTS: dict[str, tuple[Callable[[Path], Path], str]] = {
     "random-bytes": (_random_bytes, "not a video"),
     "no-video-stream": (_audio_only, "has no video stream"),
     "mp4-cut-before-index": (_truncated_mp4_without_index, "not a video"),
+    # Files that would make FFmpeg read other files (here: one outside the folder).
+    "hls-playlist": (_playlist, "not a video type"),
+    "hls-playlist-named-mp4": (_playlist_named_mp4, "refers to other files"),
+    "concat-list-named-mp4": (_concat_list, "refers to other files"),
 }
 
 

@@ -102,3 +102,14 @@ def test_corrupt_segment_is_named(tmp_path: Path) -> None:
     with pytest.raises(MediaError) as info:
         check_segments([good, bad])
     assert info.value.path == bad
+
+
+def test_a_playlist_segment_is_refused(tmp_path: Path) -> None:
+    # A case segment that is an HLS playlist (named .mp4) would merge a file from elsewhere.
+    good = make_segment(tmp_path / "good.mp4", seed=1, count=10)
+    outside = make_segment(tmp_path.parent / f"{tmp_path.name}-outside.mp4", seed=2, count=10)
+    playlist = tmp_path / "VID2.mp4"
+    playlist.write_text(f"#EXTM3U\n#EXTINF:1,\n{outside}\n#EXT-X-ENDLIST\n", encoding="utf-8")
+    with pytest.raises(MediaError) as info:
+        check_segments([good, playlist])
+    assert info.value.path == playlist and "refers to other files" in info.value.message

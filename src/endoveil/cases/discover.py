@@ -18,25 +18,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from endoveil.media.inputs import VIDEO_SUFFIXES
+
 __all__ = ["DEFAULT_PATTERNS", "Case", "Discovery", "discover_cases", "natural_key"]
 
-# Extensions that medical recorders and cameras write; matched without regard to case.
-DEFAULT_PATTERNS: tuple[str, ...] = (
-    "*.mp4",
-    "*.m4v",
-    "*.mov",
-    "*.mkv",
-    "*.avi",
-    "*.mts",
-    "*.m2ts",
-    "*.ts",
-    "*.mpg",
-    "*.mpeg",
-    "*.vob",
-    "*.webm",
-    "*.wmv",
-    "*.h264",
-)
+# Extensions that medical recorders and cameras write; matched without regard to case. They
+# are exactly the types every input open accepts (`endoveil.media.inputs.VIDEO_SUFFIXES`).
+DEFAULT_PATTERNS: tuple[str, ...] = tuple(f"*{suffix}" for suffix in VIDEO_SUFFIXES)
 
 _DIGITS = re.compile(r"(\d+)")
 

@@ -12,10 +12,11 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from endoveil.errors import EndoveilError
+from endoveil.errors import EndoveilError, MediaError
 from endoveil.gui.live import LiveRequest
 from endoveil.gui.state import GuiState, gui, require_token, require_token_or_query
 from endoveil.live.sources import STREAM_SCHEMES
+from endoveil.media.inputs import open_input
 
 __all__ = ["router"]
 
@@ -51,6 +52,10 @@ def _checked_source(state: GuiState, spec: str) -> str:
     path = state.roots.resolve(spec)
     if not path.is_file():
         raise HTTPException(404, f"{spec}: no such video file")
+    try:  # the same door every input goes through: no playlist pulls in another file
+        open_input(path).close()
+    except MediaError as exc:
+        raise HTTPException(422, exc.message) from exc
     return str(path)
 
 

@@ -23,11 +23,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from endoveil import __version__
-from endoveil.cases import DEFAULT_PATTERNS, discover_cases, natural_key
+from endoveil.cases import discover_cases, natural_key
 from endoveil.cases.mapping_log import check_log_location, check_outside_output
 from endoveil.cases.pseudonym import hmac_pseudonym, load_secret, uuid_pseudonym
 from endoveil.detect.classifier import default_model_path
-from endoveil.errors import EndoveilError
+from endoveil.errors import EndoveilError, MediaError
 from endoveil.gui import api_jobs, api_live, api_reviews
 from endoveil.gui.jobs import JobRunner
 from endoveil.gui.live import LiveManager
@@ -37,6 +37,7 @@ from endoveil.gui.state import GuiState, gui, require_token
 from endoveil.gui.store import Store
 from endoveil.gui.tasks import Tasks
 from endoveil.gui.thumbs import ProbeCache
+from endoveil.media.inputs import VIDEO_SUFFIXES, check_video_suffix
 
 __all__ = ["create_app"]
 
@@ -51,7 +52,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
-VIDEO_SUFFIXES = {p.removeprefix("*") for p in DEFAULT_PATTERNS}
 MULTIPART_OVERHEAD = 64 * 1024  # form boundaries and headers around an uploaded file
 
 
@@ -314,6 +314,10 @@ def add_work(body: WorkBody, state: State) -> dict[str, Any]:
     reviews: list[int] = []
     jobs: list[int] = []
     if path.is_file():
+        try:
+            check_video_suffix(path)
+        except MediaError as exc:
+            raise HTTPException(422, exc.message) from exc
         review = store.add_review(
             kind="video",
             source=str(path),

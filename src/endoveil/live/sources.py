@@ -18,6 +18,7 @@ from pathlib import Path
 import av
 
 from endoveil.errors import MediaError
+from endoveil.media.inputs import open_input
 
 __all__ = [
     "STREAM_SCHEMES",
@@ -77,12 +78,7 @@ class _PyAVSource(Source):
 
     def open(self) -> None:
         self.close()
-        try:
-            self._container = av.open(
-                self.url, format=self.format, options=self.options, timeout=(10.0, 5.0)
-            )
-        except (av.FFmpegError, OSError) as exc:
-            raise SourceError(f"cannot open source: {exc}", path=self.name) from exc
+        self._container = self._open_container()
         if not self._container.streams.video:
             raise SourceError("the source has no video", path=self.name)
         stream = self._container.streams.video[0]
@@ -90,6 +86,12 @@ class _PyAVSource(Source):
         rate = stream.average_rate or stream.guessed_rate
         self.nominal_fps = float(rate) if rate else 30.0
         self._frames = self._container.decode(stream)
+
+    def _open_container(self) -> av.container.InputContainer:
+        try:
+            return av.open(self.url, format=self.format, options=self.options, timeout=(10.0, 5.0))
+        except (av.FFmpegError, OSError) as exc:
+            raise SourceError(f"cannot open source: {exc}", path=self.name) from exc
 
     def _next_frame(self) -> av.VideoFrame | None:
         if self._frames is None:
@@ -143,6 +145,13 @@ class FileSource(_PyAVSource):
         self._start: float | None = None
         self._offset = 0.0
         self._last_t = 0.0
+
+    def _open_container(self) -> av.container.InputContainer:
+        # Files go through the one safe door (no playlists pulling files from elsewhere).
+        try:
+            return open_input(self.url)
+        except MediaError as exc:
+            raise SourceError(exc.message, path=self.name) from exc
 
     def read(self) -> Captured | None:
         frame = self._next_frame()

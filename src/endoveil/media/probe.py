@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from endoveil.errors import MediaError
+from endoveil.media.inputs import open_input
 from endoveil.media.nal import H264_IDR, H264_SLICE, iter_nals, length_size_of, nal_type
 
 __all__ = ["PacketInfo", "VideoInfo", "open_input", "probe"]
@@ -84,23 +84,6 @@ class VideoInfo:
         if self.rotation % 180:
             return self.height, self.width
         return self.width, self.height
-
-
-def open_input(path: Path | str) -> av.container.InputContainer:
-    """Open a file read-only for demuxing, with one clear error for every way that fails."""
-    path = Path(path)
-    if not path.exists():
-        raise MediaError("no such file", path=path)
-    if path.is_dir():
-        raise MediaError("is a folder, not a video file", path=path)
-    if not os.access(path, os.R_OK):
-        raise MediaError("cannot read: permission denied", path=path)
-    if path.stat().st_size == 0:
-        raise MediaError("is empty (0 bytes)", path=path)
-    try:
-        return av.open(str(path), mode="r", metadata_errors="ignore")
-    except av.FFmpegError as exc:
-        raise MediaError(f"not a video FFmpeg can read ({_reason(exc)})", path=path) from exc
 
 
 def probe(path: Path | str) -> VideoInfo:
@@ -194,13 +177,9 @@ def _frame_rate(stream: av.VideoStream, frame_times: npt.NDArray[np.float64]) ->
 def _first_frame_rotation(path: Path) -> int:
     """Rotation (degrees, counter-clockwise) that the display matrix asks players to apply."""
     try:
-        with av.open(str(path), metadata_errors="ignore") as container:
+        with open_input(path) as container:
             for frame in container.decode(video=0):
                 return round(frame.rotation) % 360
-    except av.FFmpegError:
+    except (av.FFmpegError, MediaError):
         return 0
     return 0
-
-
-def _reason(exc: av.FFmpegError) -> str:
-    return getattr(exc, "strerror", None) or str(exc)
