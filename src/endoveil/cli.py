@@ -213,25 +213,31 @@ def verify(
 def inspect(
     files: Annotated[list[Path], typer.Argument(help="Media files to inspect.")],
 ) -> None:
-    """List whatever in a file could identify someone or something (tags, SEI, streams...)."""
-    found = failed = False
+    """List whatever in a file could identify someone or something (tags, SEI, streams...).
+
+    Every file is reported; identifying metadata anywhere exits 3 even if another file could
+    not be read (1 only when nothing identifying was found but a file failed)."""
+    found = failed = 0
     for path in files:
         try:
             findings = inspect_file(path)
         except EndoveilError as exc:
             print_error(str(exc))
-            failed = True
+            failed += 1
             continue
         identifying = [f for f in findings if f.severity == "identifying"]
-        found |= bool(identifying)
+        found += bool(identifying)
         status = "[red]identifying metadata[/]" if identifying else "[green]clean[/]"
         out.print(f"{path}: {status}", highlight=False)
         for finding in findings:
             out.print(f"  {finding}", highlight=False)
-    if failed:
-        raise typer.Exit(EXIT_ERROR)
+    if len(files) > 1:
+        clean = len(files) - found - failed
+        out.print(f"{len(files)} files: {found} identifying, {failed} unreadable, {clean} clean")
     if found:
         raise typer.Exit(EXIT_FOUND)
+    if failed:
+        raise typer.Exit(EXIT_ERROR)
 
 
 def _register_extras() -> None:

@@ -16,6 +16,7 @@ from endoveil.cli import app
 from endoveil.detect.classifier import OnnxClassifier
 from endoveil.errors import MediaError
 from endoveil.media.inspect import Finding, inspect_file, iter_nal_types
+from tamper import add_stream_copy
 
 TAGS = {
     "title": "Jane Doe cholecystectomy",
@@ -119,7 +120,7 @@ def test_plain_ffmpeg_output_is_flagged(tmp_path: Path) -> None:
     clip = write_clip(tmp_path / "plain.mp4", 10, size=(160, 120))
     found = _identifying(inspect_file(clip))
     assert any(line.startswith("container tag: encoder=Lavf") for line in found), found
-    assert "stream 0 (video): 1 SEI NAL unit(s) (user data, encoder settings)" in found
+    assert any(line.startswith("stream 0 (video): 1 NAL unit(s) of type 6 (SEI)") for line in found)
 
 
 def test_audio_is_a_notice(tmp_path: Path) -> None:
@@ -180,3 +181,44 @@ def test_cli_inspect_exit_codes(
         f"error: {missing}: no such file"
     ]
     assert "Traceback" not in failed.stderr
+
+
+def test_cli_inspect_reports_every_file_of_a_mix(sources: dict[str, Path], tmp_path: Path) -> None:
+    """An unreadable file must not hide an identifying one: both are reported, exit 3."""
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00" * 1000)
+    tagged = str(sources["mp4-tags"])
+    result = CliRunner().invoke(app, ["inspect", str(junk), tagged])
+    assert result.exit_code == 3
+    assert f"{tagged}: identifying metadata" in result.stdout
+    assert "2 files: 1 identifying, 1 unreadable, 0 clean" in result.stdout
+    assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == [
+        f"error: {junk}: not a video FFmpeg can read (Invalid data found when processing input)"
+    ]
+
+
+def test_a_second_video_stream_is_named(tmp_path: Path) -> None:
+    first = write_clip(tmp_path / "a.mp4", 10, size=(160, 120))
+    second = write_clip(tmp_path / "b.mp4", 10, size=(96, 64))
+    both = add_stream_copy(first, tmp_path / "both.mp4", second)
+    notices = [str(f) for f in inspect_file(both) if f.severity == "notice"]
+    assert notices == [
+        "[notice] stream 1 (video): a second video stream: endoveil reads only stream 0, "
+        "the first video stream, and writes nothing of this one"
+    ]
+
+
+def test_anonymize_says_which_video_stream_it_used(
+    classifier: OnnxClassifier, tmp_path: Path
+) -> None:
+    first = write_clip(tmp_path / "a.mp4", 10, size=(160, 120))
+    second = write_clip(tmp_path / "b.mp4", 10, size=(96, 64))
+    both = add_stream_copy(first, tmp_path / "both.mp4", second)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run_pipeline(both, out, PipelineConfig(), classifier)
+    assert result.notes == [
+        "the input has 2 video streams: stream 0, the first, was used (endoveil anonymizes "
+        "one picture stream); stream(s) 1 are not in the output"
+    ]
+    assert inspect_file(result.video_path) == []

@@ -1,7 +1,9 @@
 """Fast mode: in-body GOPs are stream-copied bit for bit; only GOPs that show an out-of-body
 frame are decoded, rendered (or cut) and re-encoded.
 
-Copied packets lose their SEI units (user data, encoder strings); re-encoded packets are
+Copied packets keep only the NAL units a decoder needs (slices, SPS, PPS: the allow-list
+`endoveil.media.nal.DECODABLE`), so SEI user data, filler and any other unit are dropped; the
+codec record (``avcC``) is rebuilt from its SPS and PPS alone; re-encoded packets are
 framed like the source's (length-prefixed NAL units) and carry their own SPS/PPS; the source's
 parameter sets are put back in front of the first copied packet after a re-encoded stretch, so any
 decoder switches cleanly at every boundary. Timestamps are rebuilt for the whole output at
@@ -23,21 +25,13 @@ from endoveil.anonymize.exact import RenderStats
 from endoveil.anonymize.render import Action, Black, renderer_for
 from endoveil.detect.scan import Progress
 from endoveil.errors import MediaError, OutputError
-from endoveil.media.nal import (
-    H264_AUD,
-    H264_SEI,
-    length_size_of,
-    parameter_sets,
-    reframe,
-)
+from endoveil.media.nal import avcc_record, length_size_of, parameter_sets, reframe
 from endoveil.media.probe import VideoInfo, open_input
 from endoveil.media.reader import upright
 from endoveil.media.remux import Region, assign_dts, plan_regions
 from endoveil.media.writer import MUXER_OPTIONS
 
 __all__ = ["write_fast"]
-
-DROPPED_NALS = frozenset({H264_SEI, H264_AUD})
 
 
 def write_fast(
@@ -158,6 +152,8 @@ class _FastJob:
             raise OutputError(f"cannot create output: {exc}", path=self.out_path) from exc
         self._stream = self._out.add_stream_from_template(src)
         self._stream.metadata.clear()
+        # The codec record may carry bytes beyond its SPS and PPS: rebuild it from them alone.
+        self._stream.codec_context.extradata = avcc_record(self.info.extradata or b"")
         self._stream.time_base = self.info.time_base
         return self
 
@@ -186,7 +182,7 @@ class _FastJob:
         size = self.length_size
         for index in region.packets:
             packet = self._next_packet()
-            data = reframe(bytes(packet), size, source_length_size=size, drop=DROPPED_NALS)
+            data = reframe(bytes(packet), size, source_length_size=size)
             if index == region.packets.start and not first:
                 data = self.parameter_sets + data
             keyframe = self.info.packets[index].is_keyframe
@@ -324,9 +320,7 @@ class _FastJob:
 
     def _mux_encoded(self, packets: list[av.Packet], dts: Iterator[int]) -> None:
         for packet in packets:
-            data = reframe(
-                bytes(packet), self.length_size, source_length_size=None, drop=DROPPED_NALS
-            )
+            data = reframe(bytes(packet), self.length_size, source_length_size=None)
             self._mux(data, int(packet.pts), next(dts), bool(packet.is_keyframe))
             self._advance()
 

@@ -196,13 +196,23 @@ def run_pipeline(
     render: RenderStats | None = None
     mode: Mode | None = None
     notes: list[str] = []
+    if len(info.video_streams) > 1:
+        others = ", ".join(map(str, info.video_streams[1:]))
+        notes.append(
+            f"the input has {len(info.video_streams)} video streams: stream "
+            f"{info.video_streams[0]}, the first, was used (endoveil anonymizes one picture "
+            f"stream); stream(s) {others} are not in the output"
+        )
     if not config.labels_only and config.action == "cut" and labels.oob_mask().all():
         notes.append("every frame is out of body: nothing is left after cut, no video written")
     elif not config.labels_only:
         video_path = targets[-1]
         if stage:
             stage("write")
-        mode, render, notes = _write_video(info, labels, video_path, config, progress, previews)
+        mode, render, write_notes = _write_video(
+            info, labels, video_path, config, progress, previews
+        )
+        notes += write_notes
         labels = replace(
             labels, extra={**labels.extra, "output": _output_summary(mode, config, render)}
         )

@@ -4,10 +4,10 @@ Two ways, chosen by `plan_merge`:
 
 - **copy**: every segment is H.264 with the same parameter sets (SPS/PPS), size, pixel
   format and time base, length-prefixed (MP4/MOV/MKV), unrotated, and starts with an IDR
-  picture. Picture data is copied bit for bit (SEI units dropped); presentation times are
-  shifted so that each segment starts where the previous one ends (its last frame lasting one
-  nominal frame), and decode times are rebuilt for the whole video at once with
-  `assign_dts`, which keeps B-frame reordering valid across every join.
+  picture. Picture data is copied bit for bit (only slices and parameter sets are kept);
+  presentation times are shifted so that each segment starts where the previous one ends (its
+  last frame lasting one nominal frame), and decode times are rebuilt for the whole video at
+  once with `assign_dts`, which keeps B-frame reordering valid across every join.
 - **re-encode**: anything else (other codecs, sizes, encoder settings...). Frames are decoded
   (`FrameReader`), turned upright, scaled to the first segment's size and encoded with
   `VideoWriter` on one common time base, on the same continuous timeline.
@@ -34,7 +34,7 @@ import numpy.typing as npt
 from endoveil.atomic import scratch_path
 from endoveil.cases.merge_audio import join_audio
 from endoveil.errors import MediaError, OutputError
-from endoveil.media.nal import H264_AUD, H264_SEI, length_size_of, reframe
+from endoveil.media.nal import length_size_of, reframe
 from endoveil.media.probe import VideoInfo, open_input, probe
 from endoveil.media.reader import FrameReader, upright
 from endoveil.media.remux import assign_dts
@@ -45,8 +45,6 @@ __all__ = ["MergePlan", "MergeResult", "check_segments", "merge_segments", "plan
 MergeMethod = Literal["copy", "re-encode", "single"]
 Progress = Callable[[int, int], None]
 
-# SEI units carry user data and encoder strings; delimiters are useless in MP4.
-DROPPED_NALS = frozenset({H264_SEI, H264_AUD})
 # A common time base finer than this many ticks per second is not worth it: 90 kHz (MPEG's)
 # is exact for every usual frame rate.
 MAX_TIMESCALE = 10_000_000
@@ -259,7 +257,7 @@ def _packets_of(info: VideoInfo) -> Iterator[tuple[bool, bytes]]:
         try:
             for packet in container.demux(stream):
                 if packet.size:
-                    data = reframe(bytes(packet), size, source_length_size=size, drop=DROPPED_NALS)
+                    data = reframe(bytes(packet), size, source_length_size=size)
                     yield bool(packet.is_keyframe), data
         except av.FFmpegError as exc:
             raise MediaError(f"cannot read: {exc}", path=info.path) from exc

@@ -1,8 +1,11 @@
 """List whatever in a media file could identify someone or something.
 
 Looks at container and stream tags, chapters, non-audiovisual streams (data, subtitles,
-attachments, timecode tracks) and SEI NAL units inside H.264/HEVC packets (user data, encoder
-strings). Audio is reported as a notice: operating-room sound can carry names.
+attachments, timecode tracks), and every NAL unit inside H.264/HEVC packets and codec records
+that a decoder does not need (anything but slices and parameter sets: SEI user data and
+encoder strings, filler, delimiters, reserved and unspecified types — any of them can carry
+text). Audio is reported as a notice: operating-room sound can carry names; so is a second
+video stream, which endoveil does not use.
 """
 
 from __future__ import annotations
@@ -15,7 +18,14 @@ from typing import Literal
 
 import av
 
-from endoveil.media.nal import iter_nal_types, length_size_of
+from endoveil.media.nal import (
+    DECODABLE,
+    extradata_nals,
+    iter_nal_types,
+    length_size_of,
+    nal_type,
+    nal_type_name,
+)
 from endoveil.media.probe import open_input
 
 __all__ = ["Finding", "inspect_file"]
@@ -29,7 +39,6 @@ TECHNICAL_STREAM_TAGS = {
 }
 # Stream tags that are technical whatever their value (Matroska writes each stream's length).
 TECHNICAL_ANY_VALUE_TAGS = {"DURATION"}
-SEI_TYPES = {"h264": {6}, "hevc": {39, 40}}
 PACKETS_SCANNED = 100_000
 
 Severity = Literal["identifying", "notice"]
@@ -58,7 +67,8 @@ def inspect_file(path: Path | str) -> list[Finding]:
             findings.append(Finding("identifying", "chapter", chapter))
         for stream in container.streams:
             findings.extend(_stream_findings(stream))
-        findings.extend(_sei_findings(container))
+        findings.extend(_extra_video_findings(container))
+        findings.extend(_nal_findings(container))
     return findings
 
 
@@ -76,39 +86,57 @@ def _stream_findings(stream: av.stream.Stream) -> Iterator[Finding]:
             yield Finding("identifying", f"{where} tag", f"{key}={_short(value)}")
 
 
+def _extra_video_findings(container: av.container.InputContainer) -> Iterator[Finding]:
+    """Video streams beyond the first: endoveil reads only the first (`probe`'s choice)."""
+    videos = list(container.streams.video)
+    for stream in videos[1:]:
+        picture = bool(stream.disposition & av.stream.Disposition.attached_pic)
+        what = "cover art (an attached picture)" if picture else "a second video stream"
+        yield Finding(
+            "identifying" if picture else "notice",
+            f"stream {stream.index} (video)",
+            f"{what}: endoveil reads only stream {videos[0].index}, the first video stream, "
+            "and writes nothing of this one",
+        )
+
+
 def _chapters(container: av.container.InputContainer) -> list[str]:
     chapters = container.chapters() if hasattr(container, "chapters") else []
     return [str(c.get("metadata", {}).get("title", c)) for c in chapters]
 
 
-def _sei_findings(container: av.container.InputContainer) -> Iterator[Finding]:
+def _nal_findings(container: av.container.InputContainer) -> Iterator[Finding]:
+    """Every NAL unit type outside the decodable allow-list, per H.264/HEVC video stream."""
     for stream in container.streams.video:
         codec = stream.codec_context.codec.canonical_name
-        if codec not in SEI_TYPES:
+        if codec not in DECODABLE:
             continue
-        length_size = length_size_of(stream.codec_context.extradata, codec)
+        where = f"stream {stream.index} (video)"
+        extradata = stream.codec_context.extradata
+        length_size = length_size_of(extradata, codec)
         counts: Counter[int] = Counter()
         container.seek(0)
-        for n, packet in enumerate(container.demux(stream)):
-            if n >= PACKETS_SCANNED or packet.size == 0:
-                continue
-            counts.update(
-                t
-                for t in iter_nal_types(bytes(packet), codec, length_size)
-                if t in SEI_TYPES[codec]
-            )
-        extradata_sei = [
-            t
-            for t in iter_nal_types(stream.codec_context.extradata or b"", codec, None)
-            if t in SEI_TYPES[codec]
-        ]
-        if counts or extradata_sei:
-            total = sum(counts.values()) + len(extradata_sei)
-            yield Finding(
-                "identifying",
-                f"stream {stream.index} (video)",
-                f"{total} SEI NAL unit(s) (user data, encoder settings)",
-            )
+        try:
+            for n, packet in enumerate(container.demux(stream)):
+                if n >= PACKETS_SCANNED:
+                    break
+                if packet.size:
+                    counts.update(iter_nal_types(bytes(packet), codec, length_size))
+        except av.FFmpegError:
+            pass  # a damaged tail: report what could be read
+        units, stray = extradata_nals(extradata, codec)
+        counts.update(nal_type(u, codec) for u in units)
+        for kind, count in sorted(counts.items()):
+            if kind not in DECODABLE[codec]:
+                name = nal_type_name(kind, codec)
+                yield Finding(
+                    "identifying",
+                    where,
+                    f"{count} NAL unit(s) of type {kind} ({name}): not needed to decode the "
+                    "pictures, can carry any text (user data, encoder settings)",
+                )
+        if stray:
+            yield Finding("identifying", f"{where} codec record", f"{stray} unexplained byte(s)")
 
 
 def _short(value: str, limit: int = 80) -> str:

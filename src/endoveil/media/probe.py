@@ -55,6 +55,8 @@ class VideoInfo:
     has_audio: bool
     packets: tuple[PacketInfo, ...] = field(repr=False)
     extradata: bytes | None = field(default=None, repr=False)
+    video_streams: tuple[int, ...] = ()
+    """Indices of every video stream but cover art; endoveil reads the first (``[0]``)."""
 
     @property
     def frame_count(self) -> int:
@@ -123,6 +125,11 @@ def probe(path: Path | str) -> VideoInfo:
             has_audio=bool(container.streams.audio),
             packets=tuple(packets),
             extradata=ctx.extradata,
+            video_streams=tuple(
+                s.index
+                for s in container.streams.video
+                if not s.disposition & av.stream.Disposition.attached_pic
+            ),
         )
 
 

@@ -1,9 +1,9 @@
 """Encode frames to an H.264 MP4 with nothing in it but the pictures (and, if asked, sound).
 
 Metadata is stripped at the source: the muxer runs bit-exact (no encoder tag, no creation
-time), no tag is copied from the input, and SEI NAL units (x264 writes its version and
-settings there; cameras write user data) are removed from every packet by FFmpeg's
-``filter_units`` bitstream filter.
+time), no tag is copied from the input, and every packet keeps only the NAL units a decoder
+needs (`endoveil.media.nal.DECODABLE`: slices and parameter sets), by FFmpeg's ``filter_units``
+bitstream filter; x264's SEI (its version and settings) and anything else are dropped.
 """
 
 from __future__ import annotations
@@ -15,19 +15,23 @@ from types import TracebackType
 import av
 
 from endoveil.errors import OutputError
+from endoveil.media.nal import DECODABLE
 
-__all__ = ["MUXER_OPTIONS", "SEI_FILTER", "VideoWriter", "sei_filter"]
+__all__ = ["MUXER_OPTIONS", "VideoWriter", "decodable_filter"]
 
 # Bit-exact muxing leaves out the "encoder" tag and creation/modification times; faststart puts
 # the index first so the file streams.
 MUXER_OPTIONS = {"movflags": "+faststart", "fflags": "+bitexact"}
-SEI_FILTER = {"h264": "filter_units=remove_types=6", "hevc": "filter_units=remove_types=39|40"}
 
 
-def sei_filter(stream: av.VideoStream) -> av.BitStreamFilterContext | None:
-    """A bitstream filter dropping SEI NAL units from ``stream``'s packets, where it has them."""
-    spec = SEI_FILTER.get(stream.codec_context.codec.canonical_name)
-    return av.BitStreamFilterContext(spec, stream) if spec else None
+def decodable_filter(stream: av.VideoStream) -> av.BitStreamFilterContext | None:
+    """A bitstream filter keeping only the decodable NAL unit types of ``stream``'s packets."""
+    keep = DECODABLE.get(stream.codec_context.codec.canonical_name)
+    if keep is None:
+        return None
+    return av.BitStreamFilterContext(
+        f"filter_units=pass_types={'|'.join(map(str, sorted(keep)))}", stream
+    )
 
 
 class VideoWriter:
@@ -78,12 +82,12 @@ class VideoWriter:
         self.stream = stream
         try:
             # Opening the encoder now gives the stream its parameters (extradata), which the
-            # SEI filter needs to parse length-prefixed packets.
+            # unit filter needs to parse length-prefixed packets.
             self._container.start_encoding()
         except av.FFmpegError as exc:
             self._container.close()
             raise OutputError(f"cannot start encoding: {exc}", path=self.path) from exc
-        self._bsf = sei_filter(stream)
+        self._bsf = decodable_filter(stream)
         self.frames_written = 0
 
     def __enter__(self) -> VideoWriter:
