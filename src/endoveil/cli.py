@@ -15,9 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from endoveil import __version__
-from endoveil.anonymize.offline import FileResult, run_pipeline
-from endoveil.anonymize.verify import verify as verify_files
+from endoveil import __version__, api
+from endoveil.anonymize.offline import FileResult
 from endoveil.cli_common import (
     EXIT_ERROR,
     EXIT_FOUND,
@@ -40,10 +39,8 @@ from endoveil.cli_common import (
     print_error,
 )
 from endoveil.demo import make_demo_video
-from endoveil.detect.classifier import OnnxClassifier
 from endoveil.detect.formats import LABEL_FORMATS
 from endoveil.errors import EndoveilError
-from endoveil.media.inspect import inspect_file
 from endoveil.progress import frame_progress
 
 app = typer.Typer(
@@ -129,18 +126,18 @@ def anonymize(
         if demo or not inputs:
             out.print("Running on a generated demo video (drawn, not filmed).")
             inputs = [*(inputs or []), make_demo_video(output)]
-        classifier = None if labels is not None else OnnxClassifier(model)
+        classifier = None if labels is not None else api.load_model(model)
     except EndoveilError as exc:
         fail(str(exc))
     failures = 0
     for path in inputs:
         try:
             with frame_progress(err, enabled=not quiet) as bars:
-                result = run_pipeline(
+                result = api.anonymize_video(
                     path,
                     output,
-                    config,
-                    classifier,
+                    **config.as_options(),
+                    model=classifier,
                     progress=bars.update,
                     stage=lambda name, p=path: bars.start(f"{name:6} {p.name}"),
                 )
@@ -189,7 +186,7 @@ def verify(
     try:
         with frame_progress(err, enabled=not quiet) as bars:
             bars.start(f"verify {anonymized.name}")
-            report = verify_files(original, anonymized, labels, progress=bars.update)
+            report = api.verify(original, anonymized, labels, progress=bars.update)
             bars.finish()
     except EndoveilError as exc:
         fail(str(exc))
@@ -220,7 +217,7 @@ def inspect(
     found = failed = 0
     for path in files:
         try:
-            findings = inspect_file(path)
+            findings = api.inspect(path)
         except EndoveilError as exc:
             print_error(str(exc))
             failed += 1

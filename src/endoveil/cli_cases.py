@@ -9,7 +9,6 @@ Exit codes: 0 every case done; 1 some case failed (listed); 2 wrong usage; 130 i
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -27,7 +26,11 @@ from rich.progress import (
 )
 
 from endoveil.cases.discover import DEFAULT_PATTERNS, Case, discover_cases
-from endoveil.cases.mapping_log import check_log_location, check_outside_output
+from endoveil.cases.mapping_log import (
+    check_log_location,
+    check_outside_output,
+    default_log_path,
+)
 from endoveil.cases.pseudonym import PSEUDONYM_KINDS, SECRET_ENV, load_secret
 from endoveil.cases.report import REPORT_JSON, REPORT_TEXT, BatchReport, CaseEntry, render_table
 from endoveil.cli_common import (
@@ -59,12 +62,6 @@ console = Console()
 def register(app: typer.Typer) -> None:
     """Add ``cases`` to ``app``."""
     app.command("cases")(cases_command)
-
-
-def default_log_path() -> Path:
-    """``$XDG_DATA_HOME/endoveil/mapping-log.csv`` (``~/.local/share/...`` by default)."""
-    data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(data_home) / "endoveil" / "mapping-log.csv"
 
 
 def cases_command(

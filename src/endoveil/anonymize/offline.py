@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -112,6 +112,13 @@ class PipelineConfig:
             return self.preset
         return FAST_PRESET if self.mode == "fast" else EXACT_PRESET
 
+    def as_options(self) -> dict[str, Any]:
+        """These settings as keyword arguments of `endoveil.anonymize_video` (``labels_in``
+        becomes its ``labels``)."""
+        options = asdict(self)
+        options["labels"] = options.pop("labels_in")
+        return options
+
     def temporal(self, classifier_threshold: float) -> TemporalParams:
         return TemporalParams(
             threshold=self.threshold if self.threshold is not None else classifier_threshold,
@@ -162,6 +169,7 @@ def run_pipeline(
     config: PipelineConfig,
     classifier: Classifier | None,
     *,
+    labels: Labels | None = None,
     progress: Progress | None = None,
     stage: StageCallback | None = None,
 ) -> FileResult:
@@ -171,7 +179,8 @@ def run_pipeline(
         input_path: the video (opened read-only, never modified).
         out_dir: the folder outputs go to.
         config: the run's settings.
-        classifier: the model; may be None only when ``config.labels_in`` is given.
+        classifier: the model; may be None only when labels are given.
+        labels: use these labels (checked against the video) instead of running the model.
         progress: called with (frames done, total) within each stage.
         stage: called with the name of each stage as it starts ("detect", "write").
     """
@@ -190,7 +199,10 @@ def run_pipeline(
     previews: dict[int, npt.NDArray[np.uint8]] | None = None
     if config.mode == "fast" and not config.labels_only:
         previews = {}
-    labels = _labels_for(input_path, info, config, classifier, progress, previews)
+    if labels is not None:
+        _check_labels_fit(labels, input_path, info, None)
+    else:
+        labels = _labels_for(input_path, info, config, classifier, progress, previews)
 
     video_path: Path | None = None
     render: RenderStats | None = None
@@ -243,12 +255,7 @@ def _labels_for(
 ) -> Labels:
     if config.labels_in is not None:
         labels = Labels.load(config.labels_in)
-        if labels.video.frame_count != info.frame_count:
-            raise LabelsFormatError(
-                f"labels are for {labels.video.frame_count} frames, "
-                f"{input_path.name} has {info.frame_count}",
-                path=config.labels_in,
-            )
+        _check_labels_fit(labels, input_path, info, config.labels_in)
         return labels
     if classifier is None:
         raise ValueError("a classifier is needed unless labels_in is given")
@@ -261,6 +268,15 @@ def _labels_for(
         progress=progress,
         on_scored=None if previews is None else _keep_preview(previews),
     )
+
+
+def _check_labels_fit(labels: Labels, input_path: Path, info: VideoInfo, path: Path | None) -> None:
+    if labels.video.frame_count != info.frame_count:
+        raise LabelsFormatError(
+            f"labels are for {labels.video.frame_count} frames, "
+            f"{input_path.name} has {info.frame_count}",
+            path=path,
+        )
 
 
 def _keep_preview(

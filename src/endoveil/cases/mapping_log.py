@@ -44,6 +44,7 @@ __all__ = [
     "append_row",
     "check_log_location",
     "check_outside_output",
+    "default_log_path",
     "read_rows",
 ]
 
@@ -82,6 +83,12 @@ class MappingRow:
     def cells(self) -> list[str]:
         values = [getattr(self, c) for c in COLUMNS]
         return [v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for v in values]
+
+
+def default_log_path() -> Path:
+    """``$XDG_DATA_HOME/endoveil/mapping-log.csv`` (``~/.local/share/...`` by default)."""
+    data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(data_home) / "endoveil" / "mapping-log.csv"
 
 
 def check_log_location(log: Path, output_root: Path) -> None:

@@ -167,9 +167,75 @@ class Labels:
         """A copy with new segments and, optionally, updated params."""
         return replace(self, segments=tuple(segments), params={**self.params, **params})
 
+    def with_review(
+        self,
+        changes: Labels | Iterable[Segment | tuple[int, int]] | npt.NDArray[np.bool_],
+        *,
+        frame_times: npt.NDArray[np.float64] | None = None,
+        reviewed_at: str | None = None,
+    ) -> Labels:
+        """A copy whose segments are a reviewer's, marked as reviewed; the scores are kept.
+
+        Args:
+            changes: the reviewed out-of-body frames: other labels of the same video (e.g.
+                edited in another tool), segments or ``(start_frame, end_frame)`` pairs (end
+                exclusive; overlapping ones are joined), or one boolean per frame.
+            frame_times: the video's frame times (``probe(video).frame_times``) to time the
+                segments; None assumes the constant rate ``video.fps``.
+            reviewed_at: when (ISO 8601); recorded in ``extra``.
+
+        Example:
+            >>> labels = Labels.empty(VideoSummary(2.0, 25.0, 50, 64, 48))
+            >>> reviewed = labels.with_review([(10, 20), (15, 30)])
+            >>> reviewed.intervals_frames(), reviewed.extra["reviewed"]
+            ([(10, 30)], True)
+        """
+        count = self.video.frame_count
+        if isinstance(changes, Labels):
+            if changes.video.frame_count != count:
+                raise ValueError(
+                    f"reviewed labels cover {changes.video.frame_count} frames, not {count}"
+                )
+            mask = changes.oob_mask()
+        elif isinstance(changes, np.ndarray):
+            mask = np.asarray(changes, bool)
+            if mask.shape != (count,):
+                raise ValueError(f"mask must have shape ({count},), got {mask.shape}")
+        else:
+            mask = np.zeros(count, bool)
+            for change in changes:
+                start, end = (
+                    (change.start_frame, change.end_frame)
+                    if isinstance(change, Segment)
+                    else change
+                )
+                if not 0 <= start < end <= count:
+                    raise ValueError(f"segment [{start}, {end}) is not inside 0..{count}")
+                mask[start:end] = True
+        times = self._frame_times() if frame_times is None else np.asarray(frame_times)
+        extra = {**self.extra, "reviewed": True, "detected_segments": len(self.segments)}
+        if reviewed_at is not None:
+            extra["reviewed_at"] = reviewed_at
+        segments = segments_from_mask(mask, times, self.video.duration_s)
+        return replace(self, segments=segments, extra=extra)
+
+    def _frame_times(self) -> npt.NDArray[np.float64]:
+        fps = self.video.fps
+        if fps <= 0:
+            raise ValueError("the video has no frame rate: pass frame_times")
+        return np.arange(self.video.frame_count, dtype=np.float64) / fps
+
     def oob_mask(self) -> npt.NDArray[np.bool_]:
         """One boolean per frame of the video: True where the frame is out of body."""
         return mask_from_segments(self.segments, self.video.frame_count)
+
+    def intervals_s(self) -> list[tuple[float, float]]:
+        """The out-of-body segments as ``(start_s, end_s)`` in seconds from the first frame."""
+        return [(s.start_s, s.end_s) for s in self.segments]
+
+    def intervals_frames(self) -> list[tuple[int, int]]:
+        """The out-of-body segments as ``(start_frame, end_frame)``, end exclusive."""
+        return [(s.start_frame, s.end_frame) for s in self.segments]
 
     @property
     def oob_frame_count(self) -> int:
@@ -220,12 +286,58 @@ class Labels:
         except ValueError as exc:
             raise LabelsFormatError(str(exc), path=path) from exc
 
-    def save(self, path: Path) -> None:
-        """Write the labels JSON atomically (temporary file, then rename)."""
-        write_text_atomic(path, json.dumps(self.to_dict(), indent=1) + "\n")
+    def save(self, path: Path | str, format: str = "endoveil") -> None:
+        """Write the labels atomically (temporary file, then rename).
+
+        Args:
+            path: the file.
+            format: ``endoveil`` (this JSON, everything kept), ``roban`` (ROBAN JSON, one 0/1
+                per frame) or ``oobnet-csv`` (``FRAME_ID,OOB``); the last two keep only the
+                final per-frame decision.
+        """
+        if format == "endoveil":
+            write_text_atomic(Path(path), json.dumps(self.to_dict(), indent=1) + "\n")
+            return
+        from endoveil.detect.formats import write_labels  # formats builds on this module
+
+        write_labels(self, Path(path), format)  # type: ignore[arg-type]
 
     @classmethod
-    def load(cls, path: Path) -> Labels:
+    def load(
+        cls,
+        path: Path | str,
+        *,
+        video: VideoSummary | None = None,
+        frame_times: npt.NDArray[np.float64] | None = None,
+    ) -> Labels:
+        """Read labels in any supported format.
+
+        An endoveil JSON is read whole. ROBAN JSON, OoBNet CSV and interval CSV
+        (``start_s,end_s``) only give out-of-body frames, so they need the video they label:
+        ``video`` (its summary, e.g. ``endoveil.detect_oob(...).video`` or
+        ``video_summary(path)``), and ``frame_times`` for exact times (else the constant rate
+        ``video.fps`` is assumed).
+
+        Raises:
+            LabelsFormatError: the file is unreadable or malformed, or it is not an endoveil
+                JSON and ``video`` is not given.
+        """
+        path = Path(path)
+        if not _is_endoveil_json(path):
+            if video is None:
+                raise LabelsFormatError(
+                    "not endoveil/labels@1: give the video to read this format", path=path
+                )
+            from endoveil.detect.formats import read_frame_mask  # formats builds on this module
+
+            empty = cls.empty(video)
+            times = empty._frame_times() if frame_times is None else np.asarray(frame_times)
+            mask = read_frame_mask(path, times)
+            return replace(empty, segments=segments_from_mask(mask, times, video.duration_s))
+        return cls._load_json(path)
+
+    @classmethod
+    def _load_json(cls, path: Path) -> Labels:
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except OSError as exc:
@@ -235,6 +347,18 @@ class Labels:
         if not isinstance(data, dict):
             raise LabelsFormatError("labels JSON must be an object", path=path)
         return cls.from_dict(data, path=Path(path))
+
+
+def _is_endoveil_json(path: Path) -> bool:
+    """Whether ``path`` should be read as endoveil JSON: a .json that is not ROBAN's."""
+    if path.suffix.lower() != ".json":
+        return False
+    try:
+        with open(path, encoding="utf-8") as f:
+            head = f.read(4096)
+    except OSError:
+        return True  # the JSON reader reports the error
+    return '"labels"' not in head or '"schema"' in head
 
 
 def mask_from_segments(segments: Iterable[Segment], frame_count: int) -> npt.NDArray[np.bool_]:

@@ -164,6 +164,9 @@ class LiveSession:
         self._size: tuple[int, int] | None = None
         self._pending: deque[_Pending] = deque()
         self._recent: deque[tuple[float, float]] = deque(maxlen=120)
+        # Frames emitted while a caller steps the session itself (`step`), handed back to it.
+        self._outbox: list[Delivery] = []
+        self._stepped = False
 
     # the public run ------------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None) -> LiveReport:
@@ -206,6 +209,28 @@ class LiveSession:
                 self.report.sinks[runner.sink.name] = runner.stats
             self.report.duration_s = time.monotonic() - started
         return self.report
+
+    # stepping in the caller's thread (endoveil.live_frames) ----------------------------------
+    def start(self) -> None:
+        """Prepare to be stepped with `step` instead of `run` (warms the model up)."""
+        self._stepped = True
+        self._warm_up()
+
+    def step(self, captured: Captured) -> list[Delivery]:
+        """Judge one captured frame now; return the frames that are due (``delay_frames``
+        later, so possibly none), each already anonymized where hidden."""
+        self.report.frames_captured += 1
+        self._judge(captured)
+        return self._take_outbox()
+
+    def finish(self) -> list[Delivery]:
+        """The source ended: the frames still held back, all hidden (no look-ahead left)."""
+        self._flush(final=True)
+        return self._take_outbox()
+
+    def _take_outbox(self) -> list[Delivery]:
+        out, self._outbox = self._outbox, []
+        return out
 
     def add_sink(self, sink: Sink) -> None:
         """Start feeding one more sink while running (e.g. start recording)."""
@@ -351,6 +376,8 @@ class LiveSession:
         )
         for runner in self.runners:
             runner.offer(delivery)
+        if self._stepped:
+            self._outbox.append(delivery)
         latency = (time.monotonic() - item.captured.t_capture) * 1000
         self.report.latencies_ms.append(latency)
         self.report.frames_out += 1

@@ -11,11 +11,13 @@ from __future__ import annotations
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import numpy as np
+import numpy.typing as npt
 
 from endoveil.errors import MediaError
 from endoveil.media.inputs import open_input
@@ -25,6 +27,7 @@ __all__ = [
     "CameraSource",
     "Captured",
     "FileSource",
+    "IterableSource",
     "Source",
     "SourceError",
     "StreamSource",
@@ -211,6 +214,44 @@ class CameraSource(Source):
         if self._capture is not None:
             self._capture.release()
             self._capture = None
+
+
+class IterableSource(Source):
+    """Frames the caller supplies (its own capture loop): RGB uint8 arrays (height × width × 3)
+    or ``av.VideoFrame`` objects, stamped as they are taken from the iterable."""
+
+    def __init__(
+        self, frames: Iterable[npt.NDArray[np.uint8] | av.VideoFrame], *, fps: float = 30.0
+    ):
+        self.name = "frames"
+        self.nominal_fps = fps
+        self._frames = iter(frames)
+        self._count = 0
+
+    def open(self) -> None:
+        """Nothing to open: the frames are the caller's."""
+
+    def read(self) -> Captured | None:
+        try:
+            item = next(self._frames)
+        except StopIteration:
+            return None
+        if isinstance(item, av.VideoFrame):
+            frame = item
+        else:
+            image = np.asarray(item)
+            if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+                raise SourceError(
+                    f"frames must be uint8 RGB arrays (height, width, 3), got {image.dtype} "
+                    f"{image.shape}",
+                    path=self.name,
+                )
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        self._count += 1
+        return Captured(frame, time.monotonic(), self._count - 1)
+
+    def close(self) -> None:
+        """Nothing to release."""
 
 
 def open_source(spec: str, *, realtime: bool = True, loop: bool = False) -> Source:
