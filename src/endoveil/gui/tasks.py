@@ -16,13 +16,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from endoveil.anonymize.offline import output_paths, run_pipeline
-from endoveil.anonymize.verify import VerifyReport, verify
+from endoveil.anonymize.offline import output_paths
+from endoveil.anonymize.verify import VerifyReport
+from endoveil.api import anonymize_video, load_model, verify
 from endoveil.atomic import write_text_atomic
 from endoveil.cases import BatchSettings, Case, CaseEntry, discover_cases, run_batch
 from endoveil.cases.pseudonym import load_secret
 from endoveil.cases.report import REPORT_JSON
-from endoveil.detect.classifier import OnnxClassifier
 from endoveil.detect.labels import Labels
 from endoveil.gui.case_review import export_case, prepare_case
 from endoveil.gui.jobs import Handler, JobFailed, Tracker
@@ -61,16 +61,16 @@ class Tasks:
         review = self._review(job)
         work = WorkSettings.model_validate(review.settings)
         work_dir = Path(review.work_dir)
-        classifier = OnnxClassifier(self.settings.model)
+        classifier = load_model(self.settings.model)
         config = work.pipeline(labels_only=True, force=True)
         with self._review_status(review, "detecting", "ready"):
             result: dict[str, Any] = {}
             if review.kind == "video":
-                done = run_pipeline(
-                    Path(review.source),
+                done = anonymize_video(
+                    review.source,
                     work_dir,
-                    config,
-                    classifier,
+                    **config.as_options(),
+                    model=classifier,
                     progress=tracker.stage("detect"),
                 )
                 labels_path, media = done.labels_paths[0], Path(review.source)
@@ -118,11 +118,10 @@ class Tasks:
         source = Path(review.source)
         config = work.pipeline(labels_in=labels)
         stage = ["write"]
-        done = run_pipeline(
+        done = anonymize_video(
             source,
             output,
-            config,
-            None,
+            **config.as_options(),
             progress=lambda d, t: tracker.update(stage[0], d, t),
             stage=lambda name: stage.__setitem__(0, name),
         )
