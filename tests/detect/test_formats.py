@@ -93,6 +93,11 @@ def test_intervals_become_frames() -> None:
         ("a.intervals.csv", "start_s,end_s\n1,2,3\n", "line 2"),
         ("a.intervals.csv", "start_s,end_s\n3,2\n", "line 2: need 0 <= start_s <= end_s"),
         ("a.intervals.csv", "start_s,end_s\n-1,2\n", "need 0 <= start_s"),
+        # A non-finite row must be refused: dropping it would un-hide its frames.
+        ("a.intervals.csv", "start_s,end_s\nnan,nan\n", "line 2: .* must be finite"),
+        ("a.intervals.csv", "start_s,end_s\n1,2\n0,inf\n", "line 3: .* must be finite"),
+        ("a.csv", "FRAME_ID,OOB\n" + "".join(f"{i},nan\n" for i in range(N)), "finite"),
+        ("a.json", '{"labels": [NaN], "frames": [0]}', "finite"),
         ("a.csv", "FRAME_ID,OOB\n0,0.1\n", "OoBNet CSV has 1 frames, the video has 12"),
         ("a.csv", "FRAME_ID,OOB\n0,abc\n", "line 2: expected FRAME_ID,OOB"),
         ("a.csv", "FRAME_ID,OOB\n0\n", "line 2: expected FRAME_ID,OOB"),
@@ -134,3 +139,11 @@ def test_find_annotation_prefers_endoveil_labels(tmp_path: Path) -> None:
     assert find_annotation(video) == tmp_path / "case.intervals.csv"
     (tmp_path / "case.labels.json").write_text("", encoding="utf-8")
     assert find_annotation(video) == tmp_path / "case.labels.json"
+
+
+def test_binary_json_is_a_labels_format_error(tmp_path: Path) -> None:
+    path = tmp_path / "upload.json"
+    path.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(LabelsFormatError, match="not UTF-8 text"):
+        read_frame_mask(path, TIMES)
+

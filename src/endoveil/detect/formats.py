@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -81,6 +82,11 @@ def read_intervals_csv(path: Path) -> list[tuple[float, float]]:
             raise LabelsFormatError(
                 f"line {line_no}: expected two numbers, got {row}", path=path
             ) from exc
+        if not (math.isfinite(start) and math.isfinite(end)):
+            # Dropping the row would un-hide the frames it was meant to hide.
+            raise LabelsFormatError(
+                f"line {line_no}: start_s and end_s must be finite numbers, got {row}", path=path
+            )
         if end < start or start < 0:
             raise LabelsFormatError(f"line {line_no}: need 0 <= start_s <= end_s", path=path)
         intervals.append((start, end))
@@ -141,8 +147,9 @@ def find_annotation(video: Path) -> Path | None:
 def _json_mask(path: Path, n: int) -> npt.NDArray[np.bool_]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise LabelsFormatError(f"cannot read JSON labels: {exc}", path=path) from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else str(exc)
+        raise LabelsFormatError(f"cannot read JSON labels: {reason}", path=path) from exc
     if isinstance(data, dict) and "schema" in data:
         return Labels.from_dict(data, path=path).oob_mask()
     if isinstance(data, dict) and "labels" in data:
@@ -159,7 +166,10 @@ def _json_mask(path: Path, n: int) -> npt.NDArray[np.bool_]:
             index = np.asarray(frames, dtype=np.int64)
             if np.any(index < 0):  # numpy would count a negative frame from the end
                 raise IndexError(f"negative frame number {int(index.min())}")
-            mask[index] = np.asarray(values, dtype=float) >= 0.5
+            scores = np.asarray(values, dtype=float)
+            if not np.all(np.isfinite(scores)):  # NaN would count as in body
+                raise ValueError("labels must be finite numbers")
+            mask[index] = scores >= 0.5
         except (ValueError, IndexError, TypeError) as exc:
             raise LabelsFormatError(f"ROBAN labels: {exc}", path=path) from exc
         return mask
@@ -178,6 +188,8 @@ def _oobnet_mask(rows: list[list[str]], n: int, path: Path) -> npt.NDArray[np.bo
             raise LabelsFormatError(f"line {line_no}: expected FRAME_ID,OOB", path=path) from exc
         if not 0 <= frame < n:
             raise LabelsFormatError(f"line {line_no}: frame {frame} outside the video", path=path)
+        if not math.isfinite(prob):  # NaN compares as "in body": it would un-hide the frame
+            raise LabelsFormatError(f"line {line_no}: OOB must be a finite number", path=path)
         mask[frame] = prob >= 0.5
         seen += 1
     if seen != n:
