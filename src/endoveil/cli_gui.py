@@ -21,6 +21,7 @@ __all__ = ["register"]
 
 EXIT_ERROR, EXIT_USAGE = 1, 2
 LOCALHOST = "127.0.0.1"
+LAUNCH_PAGE = "open.html"
 INSTALL_HINT = "the GUI needs its extra: pip install 'endoveil[gui]'"
 err = Console(stderr=True)
 out = Console()
@@ -75,13 +76,17 @@ def gui(
     model: Annotated[
         Path | None, typer.Option(help="ONNX model [default: the embedded model].")
     ] = None,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(help="Another name browsers reach the server by, e.g. behind a proxy."),
+    ] = None,
 ) -> None:
     """Serve the review GUI on this machine: check what was detected, correct it, export."""
     try:
         import uvicorn
 
         from endoveil.gui import GuiSettings, create_app
-        from endoveil.gui.settings import default_data_dir
+        from endoveil.gui.settings import LOCAL_HOSTS, default_data_dir
     except ImportError as exc:
         raise _fail(f"{INSTALL_HINT} ({exc.name} is missing)") from exc
 
@@ -103,11 +108,16 @@ def gui(
     if model is not None and not model.is_file():
         raise _fail(f"--model {model}: no such file", EXIT_USAGE)
 
+    # Requests must name this server as the browser reached it (DNS rebinding).
+    hosts = [*LOCAL_HOSTS, *(allow_host or [])]
+    if remote:
+        hosts += [host, socket.gethostname(), socket.getfqdn()]
     settings = GuiSettings(
         roots=tuple(roots),
         data_dir=(data_dir or default_data_dir()).expanduser(),
         password=password,
         model=model,
+        hosts=tuple(h.strip("[]").lower() for h in hosts),
     )
     try:
         app = create_app(settings)
@@ -118,7 +128,11 @@ def gui(
     # A wildcard address is not one a browser can open: show this machine's name instead.
     shown = socket.gethostname() if host in ("0.0.0.0", "::") else host
     shown = f"[{shown}]" if ":" in shown else shown
-    url = f"http://{LOCALHOST if not remote else shown}:{port}/?token={settings.token}"
+    base = f"http://{LOCALHOST if not remote else shown}:{port}/"
+    # One-time launch tokens in the fragment, which browsers send to no server: one for the
+    # printed link, one for the browser opened here.
+    launches = app.state.gui.launches
+    url = f"{base}#launch={launches.issue()}"
     if remote:
         err.print(
             f"[bold yellow]warning:[/] serving on {host}: anyone on the network who has the "
@@ -126,20 +140,27 @@ def gui(
             "trusted network or behind an HTTPS proxy.",
             highlight=False,
         )
-    out.print(f"endoveil GUI: {url}", highlight=False, soft_wrap=True)
-    out.print(f"folders: {', '.join(str(r) for r in settings.roots)}", highlight=False)
-    out.print("Ctrl-C stops the server (running jobs can be resumed later).", highlight=False)
-    if not no_browser:
-        webbrowser.open(_launch_page(settings.data_dir, url).as_uri())
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    server.run(sockets=[sock])
+    page = settings.data_dir / LAUNCH_PAGE
+    try:
+        if not no_browser:
+            _launch_page(page, f"{base}#launch={launches.issue()}")
+        out.print(f"endoveil GUI: {url}", highlight=False, soft_wrap=True)
+        out.print(f"folders: {', '.join(str(r) for r in settings.roots)}", highlight=False)
+        out.print("Ctrl-C stops the server (running jobs can be resumed later).", highlight=False)
+        if not no_browser:
+            webbrowser.open(page.as_uri())
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        server.run(sockets=[sock])
+    finally:
+        page.unlink(missing_ok=True)  # it held a way in: not left behind
 
 
-def _launch_page(data_dir: Path, url: str) -> Path:
+def _launch_page(page: Path, url: str) -> Path:
     """An owner-only page that forwards the browser to ``url``: opening the URL itself would
-    put the token on the browser's command line, which every local user can read."""
-    page = data_dir / "open.html"
-    fd = os.open(page, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    put the launch token on the browser's command line, which every local user can read.
+    It is deleted when the server stops."""
+    page.unlink(missing_ok=True)
+    fd = os.open(page, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(
             f'<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" '

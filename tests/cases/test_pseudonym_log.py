@@ -116,3 +116,23 @@ def test_log_must_lie_outside_the_output_root(tmp_path: Path, log: str, inside: 
             check_log_location(tmp_path / log, tmp_path / "out")
     else:
         check_log_location(tmp_path / log, tmp_path / "out")
+
+
+def test_a_row_is_never_appended_to_a_file_that_is_not_a_mapping_log(tmp_path: Path) -> None:
+    # A log setting pointing at a video (or any other file) must leave that file untouched.
+    for name, content in [("notes.csv", b"patient,notes\nSmith,ok\n"), ("log.csv", b"\x00\x01")]:
+        other = tmp_path / name
+        other.write_bytes(content)
+        other.chmod(0o644)
+        with pytest.raises(OutputError, match="not an endoveil mapping log"):
+            append_row(other, _row(1))
+        with pytest.raises(OutputError, match="not an endoveil mapping log"):
+            check_log_location(other, tmp_path / "out")
+        assert other.read_bytes() == content and other.stat().st_mode & 0o777 == 0o644
+    with pytest.raises(OutputError, match="video"):
+        check_log_location(tmp_path / "VID1.mp4", tmp_path / "out")
+    good = tmp_path / "mapping.csv"
+    append_row(good, _row(1))
+    append_row(good, _row(1))
+    check_log_location(good, tmp_path / "out")
+    assert good.read_text().splitlines()[0] == ",".join(COLUMNS)

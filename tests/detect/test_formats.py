@@ -146,4 +146,3 @@ def test_binary_json_is_a_labels_format_error(tmp_path: Path) -> None:
     path.write_bytes(bytes(range(256)) * 4)
     with pytest.raises(LabelsFormatError, match="not UTF-8 text"):
         read_frame_mask(path, TIMES)
-

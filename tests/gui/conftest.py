@@ -11,11 +11,14 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 pytest.importorskip("fastapi", reason="the gui extra is not installed")
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 from clips import write_clip
 from endoveil.gui import GuiSettings, create_app
@@ -65,7 +68,8 @@ def settings(root: Path, tmp_path: Path, brightness_model_path: Path) -> GuiSett
 
 @contextmanager
 def _open_client(settings: GuiSettings, *, token: bool = True) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as test_client:
+    # The Host a browser on this machine sends (other names are refused: DNS rebinding).
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as test_client:
         if token:
             test_client.headers["X-Endoveil-Token"] = settings.token
         yield test_client
@@ -126,14 +130,26 @@ def wait_jobs(client: TestClient, timeout: float = 60.0) -> list[dict[str, Any]]
 
 
 @pytest.fixture
-def server(settings: GuiSettings) -> Iterator[str]:
+def served_app(settings: GuiSettings) -> FastAPI:
+    """The app the `server` fixture serves."""
+    return create_app(settings)
+
+
+@pytest.fixture
+def launch_url(server: str, served_app: FastAPI) -> Callable[[], str]:
+    """Makes links like the one ``endoveil gui`` prints (a one-time launch token each)."""
+    return lambda: f"{server}/#launch={served_app.state.gui.launches.issue()}"
+
+
+@pytest.fixture
+def server(served_app: FastAPI) -> Iterator[str]:
     """A real uvicorn server in a thread; yields its base URL."""
     import uvicorn
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on")
+    config = uvicorn.Config(served_app, log_level="warning", lifespan="on")
     uv = uvicorn.Server(config)
     thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -13,37 +16,51 @@ import pytest
 ENDOVEIL = [sys.executable, "-m", "endoveil"]
 
 
-def test_gui_serves_with_a_token(tmp_path: Path, brightness_model_path: Path) -> None:
+def test_gui_serves_with_a_one_time_launch_link(
+    tmp_path: Path, brightness_model_path: Path
+) -> None:
+    data = tmp_path / "data"
     command = [
         *ENDOVEIL,
         "gui",
-        "--no-browser",
         "--root",
         str(tmp_path),
         "--data-dir",
-        str(tmp_path / "data"),
+        str(data),
         "--model",
         str(brightness_model_path),
     ]
+    # "Opening the browser" runs `true`: the launch page is written, nothing is shown.
+    env = {**os.environ, "BROWSER": "true"}
     with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     ) as proc:
         try:
             assert proc.stdout is not None
             line = proc.stdout.readline()
-            match = re.search(r"(http://127\.0\.0\.1:\d+)/\?token=(\S+)", line)
+            match = re.search(r"(http://127\.0\.0\.1:\d+)/#launch=(\S+)", line)
             assert match, line
-            base, token = match.groups()
+            base, launch = match.groups()
+            page = data / "open.html"
+            assert page.is_file() and stat.S_IMODE(page.stat().st_mode) == 0o600
+            assert launch not in page.read_text()  # the browser got a launch token of its own
             assert httpx.get(f"{base}/api/session", timeout=10).status_code == 401
+            got = httpx.post(f"{base}/api/launch", json={"launch": launch}, timeout=10)
+            assert got.status_code == 200 and "set-cookie" not in got.headers
+            token = got.json()["token"]
+            assert httpx.post(f"{base}/api/launch", json={"launch": launch}).status_code == 403
             session = httpx.get(
                 f"{base}/api/session", headers={"X-Endoveil-Token": token}, timeout=10
             )
             assert session.status_code == 200
             assert session.json()["roots"] == [str(tmp_path.resolve())]
             assert session.json()["model"] == brightness_model_path.name
+            evil = httpx.get(f"{base}/", headers={"Host": "evil.example"}, timeout=10)
+            assert evil.status_code == 421
         finally:
-            proc.terminate()
+            proc.send_signal(signal.SIGINT)
             proc.wait(timeout=20)
+    assert not (data / "open.html").exists(), "the launch page is removed on exit"
 
 
 @pytest.mark.parametrize(
@@ -75,11 +92,9 @@ def test_gui_password_must_be_long_enough(tmp_path: Path) -> None:
 
 
 def test_browser_is_sent_a_private_page_not_the_token(tmp_path: Path) -> None:
-    import stat
-
     from endoveil.cli_gui import _launch_page
 
-    page = _launch_page(tmp_path, "http://127.0.0.1:5/?token=secret&x=1")
+    page = _launch_page(tmp_path / "open.html", "http://127.0.0.1:5/#launch=secret&x=1")
     assert stat.S_IMODE(page.stat().st_mode) == 0o600
-    assert "token=secret&amp;x=1" in page.read_text()
+    assert "launch=secret&amp;x=1" in page.read_text()
     assert "secret" not in page.as_uri()

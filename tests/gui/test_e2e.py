@@ -76,8 +76,11 @@ def shoot(page: Any, name: str) -> None:
 
 
 def api(page: Any, path: str) -> Any:
-    """GET an API path with the page's session cookie."""
-    response = page.request.get(page.url.split("#")[0].rstrip("/") + path)
+    """GET an API path with the session token the page holds."""
+    token = page.evaluate("localStorage.getItem('endoveil-token')")
+    response = page.request.get(
+        page.url.split("#")[0].rstrip("/") + path, headers={"X-Endoveil-Token": token}
+    )
     assert response.ok, response.text()
     return response.json()
 
@@ -85,14 +88,16 @@ def api(page: Any, path: str) -> Any:
 def test_choose_run_review_move_a_boundary_export_verify(
     page: Any,
     server: str,
+    launch_url: Callable[[], str],
     settings: GuiSettings,
     root: Path,
     poll: Callable[..., Any],
 ) -> None:
-    # Open: the token moves from the URL into the session cookie.
-    page.goto(f"{server}/?token={settings.token}")
+    # Open the printed link: its one-time launch token is exchanged and leaves the URL.
+    page.goto(launch_url())
     page.wait_for_selector("#page-work:not([hidden])")
     assert page.url == f"{server}/#work"
+    assert page.context.cookies() == []
     page.get_by_role("button", name="cases/", exact=True).click()
     page.wait_for_selector("#entries button:has-text('case-0412/')")
     page.get_by_role("button", name="Use this folder").click()
@@ -219,9 +224,9 @@ def test_choose_run_review_move_a_boundary_export_verify(
 
 
 def test_keyboard_only_add_and_remove(
-    page: Any, server: str, settings: GuiSettings, poll: Callable[..., Any]
+    page: Any, server: str, launch_url: Callable[[], str], poll: Callable[..., Any]
 ) -> None:
-    page.goto(f"{server}/?token={settings.token}")
+    page.goto(launch_url())
     # Keyboard: Tab to the chosen video in the picker, Enter to choose it, Enter to start.
     page.locator("#entries button", has_text="clip.mp4").focus()
     page.keyboard.press("Enter")

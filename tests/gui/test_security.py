@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from endoveil.gui import GuiSettings
-from endoveil.gui.security import COOKIE, PathRefused, Roots, check_secret
+from endoveil.gui.security import MediaSigner, PathRefused, Roots, check_secret
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
@@ -58,31 +58,56 @@ def test_missing_token_is_401(anonymous: TestClient, method: str, path: str) -> 
 def test_wrong_token_is_403(anonymous: TestClient, method: str, path: str) -> None:
     response = anonymous.request(method, path, headers={"X-Endoveil-Token": "not-the-token"})
     assert response.status_code == 403, response.text
-    anonymous.cookies.set("endoveil_token", "not-the-token")
-    assert anonymous.request(method, path).status_code == 403
+
+
+@pytest.mark.parametrize(("method", "path"), ENDPOINTS)
+def test_a_cookie_never_authenticates(
+    anonymous: TestClient, settings: GuiSettings, method: str, path: str
+) -> None:
+    """Cookies of 127.0.0.1 reach every local port: another local server would get one. The
+    token travels only in a header the page adds (item 1)."""
+    anonymous.cookies.set("endoveil_token", settings.token)
+    assert anonymous.request(method, path).status_code == 401
     anonymous.cookies.clear()
 
 
-def test_page_with_token_sets_a_strict_httponly_cookie(
+def test_the_page_sets_no_cookie_and_the_launch_token_works_once(
     anonymous: TestClient, settings: GuiSettings
 ) -> None:
-    response = anonymous.get(f"/?token={settings.token}", follow_redirects=False)
-    assert response.status_code == 303 and response.headers["location"] == "/"
-    cookie = response.headers["set-cookie"]
-    assert f"endoveil_token={settings.token}" in cookie
-    assert "HttpOnly" in cookie and "SameSite=strict" in cookie
-    # The cookie alone now authenticates the API.
-    assert anonymous.get("/api/session").status_code == 200
-    assert anonymous.get("/?token=wrong", follow_redirects=False).status_code == 403
+    page = anonymous.get(f"/?token={settings.token}", follow_redirects=False)
+    assert page.status_code == 200 and "set-cookie" not in page.headers
+    launches = anonymous.app.state.gui.launches  # type: ignore[attr-defined]
+    launch = launches.issue()
+    assert anonymous.post("/api/launch", json={"launch": "guess"}).status_code == 403
+    got = anonymous.post("/api/launch", json={"launch": launch})
+    assert got.status_code == 200 and got.json() == {"token": settings.token}
+    assert "set-cookie" not in got.headers
+    again = anonymous.post("/api/launch", json={"launch": launch})
+    assert again.status_code == 403 and "used already" in again.json()["detail"]
 
 
-def test_query_token_only_on_media_urls(anonymous: TestClient, settings: GuiSettings) -> None:
-    assert anonymous.get(f"/api/session?token={settings.token}").status_code == 401
-    for path in MEDIA:
+def test_session_token_in_the_query_is_not_accepted(
+    anonymous: TestClient, settings: GuiSettings
+) -> None:
+    for path in ["/api/session", *MEDIA]:
         separator = "&" if "?" in path else "?"
-        response = anonymous.get(f"{path}{separator}token={settings.token}")
-        # Past the token check: the review or session does not exist yet.
-        assert response.status_code in (404, 409), (path, response.text)
+        assert anonymous.get(f"{path}{separator}token={settings.token}").status_code == 401
+
+
+def test_media_signatures_are_bound_to_one_path_and_expire(monkeypatch: pytest.MonkeyPatch) -> None:
+    signer = MediaSigner(ttl_s=300)
+    url = signer.sign("/api/reviews/1/video")
+    exp = url.split("exp=")[1].split("&")[0]
+    sig = url.split("sig=")[1]
+    assert signer.check("/api/reviews/1/video", exp, sig)
+    assert not signer.check("/api/reviews/2/video", exp, sig)  # another review
+    assert not signer.check("/api/reviews/1/video", str(int(exp) + 1), sig)  # a longer life
+    assert not MediaSigner().check("/api/reviews/1/video", exp, sig)  # another server start
+    import time
+
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now + 301)
+    assert not signer.check("/api/reviews/1/video", exp, sig)
 
 
 def test_page_and_assets_are_local_and_served_without_token(anonymous: TestClient) -> None:
@@ -101,8 +126,11 @@ def test_password_login(settings: GuiSettings, open_client: OpenClient) -> None:
         assert c.get("/api/auth").json() == {"password": True}
         assert c.post("/api/login", json={"password": "wrong"}).status_code == 403
         assert c.get("/api/session").status_code == 401
-        assert c.post("/api/login", json={"password": "correct horse"}).status_code == 200
-        assert c.get("/api/session").json()["password"] is True
+        ok = c.post("/api/login", json={"password": "correct horse"})
+        assert ok.status_code == 200 and "set-cookie" not in ok.headers
+        assert c.get("/api/session").status_code == 401  # nothing is remembered by cookie
+        headers = {"X-Endoveil-Token": ok.json()["token"]}
+        assert c.get("/api/session", headers=headers).json()["password"] is True
 
 
 def test_no_password_login_on_localhost(anonymous: TestClient) -> None:
@@ -190,23 +218,6 @@ def test_live_refuses_files_outside_the_roots(client: TestClient, escape_link: P
 def test_data_folder_and_database_are_owner_only(client: TestClient, settings: GuiSettings) -> None:
     assert os.stat(settings.data_dir).st_mode & 0o777 == 0o700
     assert os.stat(settings.data_dir / "gui.sqlite3").st_mode & 0o777 == 0o600
-
-
-def test_cookie_alone_cannot_change_anything(anonymous: TestClient, settings: GuiSettings) -> None:
-    """Another page on 127.0.0.1 (any port) gets the cookie sent along, but cannot add the
-    page's request header without a CORS preflight, and its Origin differs."""
-    anonymous.get(f"/?token={settings.token}")
-    assert anonymous.cookies.get(COOKIE)
-    assert anonymous.get("/api/jobs").status_code == 200  # reading with the cookie is fine
-    forged = anonymous.post("/api/reviews/1/export", headers={"Origin": "http://127.0.0.1:8888"})
-    assert forged.status_code == 403
-    no_header = anonymous.post("/api/reviews/1/export")
-    assert no_header.status_code == 403
-    ours = anonymous.post(
-        "/api/reviews/1/export",
-        headers={"X-Endoveil-Request": "1", "Origin": "http://testserver"},
-    )
-    assert ours.status_code == 404  # accepted, then: no such review
 
 
 def test_work_refuses_a_case_whose_segment_links_outside(

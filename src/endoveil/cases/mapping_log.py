@@ -37,11 +37,13 @@ from pathlib import Path
 from typing import Any
 
 from endoveil.errors import OutputError
+from endoveil.media.inputs import VIDEO_SUFFIXES
 
 __all__ = [
     "COLUMNS",
     "MappingRow",
     "append_row",
+    "check_is_mapping_log",
     "check_log_location",
     "check_outside_output",
     "default_log_path",
@@ -92,12 +94,48 @@ def default_log_path() -> Path:
 
 
 def check_log_location(log: Path, output_root: Path) -> None:
-    """Refuse a log inside the output root: the output root is what gets shared.
+    """Refuse a log inside the output root (the output root is what gets shared), and a log
+    that is not one: it may only be a new file or an existing endoveil mapping log.
 
     Raises:
-        OutputError: ``log`` lies in ``output_root`` (or is it).
+        OutputError: ``log`` lies in ``output_root`` (or is it), or is another kind of file.
     """
     check_outside_output(log, output_root, "the mapping log (it names the patients)")
+    check_is_mapping_log(log)
+
+
+def check_is_mapping_log(log: Path) -> None:
+    """Refuse to treat as the mapping log anything but a new file, an empty file or an
+    endoveil mapping log (its header checked): appending a row to a video, or to any other
+    file, would damage it and spread patient names into it.
+
+    Raises:
+        OutputError: ``log`` exists and is not a mapping log (or is a video file's name).
+    """
+    log = Path(log)
+    if Path(log).suffix.lower() in VIDEO_SUFFIXES:
+        raise OutputError("the mapping log cannot be a video file (.csv expected)", path=log)
+    if not log.exists():
+        return
+    if not log.is_file():
+        raise OutputError("the mapping log must be a file", path=log)
+    try:
+        with open(log, "rb") as f:
+            _check_header(f.readline(), log)
+    except OSError as exc:
+        raise OutputError(f"cannot read the mapping log: {exc.strerror}", path=log) from exc
+
+
+HEADER_LINE = (",".join(COLUMNS) + "\n").encode("utf-8")
+
+
+def _check_header(first_line: bytes, log: Path) -> None:
+    if first_line and first_line != HEADER_LINE:
+        raise OutputError(
+            "is not an endoveil mapping log (its first line is not the mapping-log header): "
+            "choose a new file or an existing mapping log",
+            path=log,
+        )
 
 
 def check_outside_output(path: Path, output_root: Path, what: str) -> None:
@@ -122,15 +160,19 @@ def append_row(log: Path, row: MappingRow) -> None:
     log = Path(log)
     try:
         log.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, OWNER_ONLY)
+        fd = os.open(log, os.O_RDWR | os.O_APPEND | os.O_CREAT, OWNER_ONLY)
     except OSError as exc:
         raise OutputError(f"cannot open the mapping log: {exc.strerror}", path=log) from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OutputError("the mapping log must be a regular file", path=log)
+        size = os.fstat(fd).st_size
+        # Checked under the lock, before anything changes: never append to another file.
+        _check_header(os.pread(fd, len(HEADER_LINE), 0) if size else b"", log)
         # A log created by hand or copied may be readable by others: it names patients.
         if stat.S_IMODE(os.fstat(fd).st_mode) != OWNER_ONLY:
             os.fchmod(fd, OWNER_ONLY)
-        size = os.fstat(fd).st_size
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         if size == 0:

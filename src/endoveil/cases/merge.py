@@ -173,6 +173,9 @@ def merge_segments(
             raise OutputError(f"cannot create: {exc.strerror}", path=out_path) from exc
         return MergeResult(out_path, plan, frames, offsets_s)
 
+    # A merged case is the patient's unblurred video: owner-only from its first byte (FFmpeg
+    # keeps the mode of a file it overwrites; a new one would follow the umask, often 0644).
+    _create_private(out_path)
     with_audio = keep_audio and any(info.has_audio for info in segments)
     if not with_audio:
         _write_video(plan, out_path, preset, crf, progress)
@@ -181,6 +184,14 @@ def merge_segments(
         _write_video(plan, pictures, preset, crf, progress)
         join_audio(pictures, segments, offsets_s, out_path)
     return MergeResult(out_path, plan, frames, offsets_s)
+
+
+def _create_private(path: Path) -> None:
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+        os.chmod(path, 0o600)
+    except OSError as exc:
+        raise OutputError(f"cannot create: {exc.strerror}", path=path) from exc
 
 
 def _write_video(

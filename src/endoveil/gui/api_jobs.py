@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import FileResponse
 
-from endoveil.gui.state import GuiState, gui, require_token, require_token_or_query
+from endoveil.gui.state import GuiState, RowId, gui, require_token
 from endoveil.gui.store import Job, Store
 
 __all__ = ["router", "settle_reviews"]
@@ -42,12 +42,12 @@ def list_jobs(state: State) -> list[dict[str, Any]]:
 
 
 @router.get("/{job_id}", dependencies=[Depends(require_token)])
-def get_job(job_id: int, state: State) -> dict[str, Any]:
+def get_job(job_id: RowId, state: State) -> dict[str, Any]:
     return asdict(_job_or_404(state, job_id))
 
 
 @router.post("/{job_id}/cancel", dependencies=[Depends(require_token)])
-def cancel_job(job_id: int, state: State) -> dict[str, Any]:
+def cancel_job(job_id: RowId, state: State) -> dict[str, Any]:
     """Cancel a queued job, or stop a running one at its next progress step."""
     _job_or_404(state, job_id)
     if not state.runner.cancel(job_id):
@@ -57,7 +57,7 @@ def cancel_job(job_id: int, state: State) -> dict[str, Any]:
 
 
 @router.post("/{job_id}/resume", dependencies=[Depends(require_token)])
-def resume_job(job_id: int, state: State) -> dict[str, Any]:
+def resume_job(job_id: RowId, state: State) -> dict[str, Any]:
     """Run a failed, cancelled or interrupted job again (from the start; outputs are atomic)."""
     job = _job_or_404(state, job_id)
     if job.review_id is not None and state.store.review(job.review_id) is None:
@@ -70,8 +70,8 @@ def resume_job(job_id: int, state: State) -> dict[str, Any]:
     return {"resumed": job_id}
 
 
-@router.get("/{job_id}/report", dependencies=[Depends(require_token_or_query)])
-def job_report(job_id: int, state: State) -> FileResponse:
+@router.get("/{job_id}/report", dependencies=[Depends(require_token)])
+def job_report(job_id: RowId, state: State) -> FileResponse:
     """The job's report: `verify`'s findings (export) or the batch report (batch)."""
     job = _job_or_404(state, job_id)
     report = job.result.get("report")

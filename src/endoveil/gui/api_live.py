@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from endoveil.errors import EndoveilError, MediaError
 from endoveil.gui.live import LiveRequest
-from endoveil.gui.state import GuiState, gui, require_token, require_token_or_query
+from endoveil.gui.state import GuiState, gui, require_media, require_token
 from endoveil.live.sources import STREAM_SCHEMES
 from endoveil.media.inputs import open_input
 
@@ -23,6 +23,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api/live")
 State = Annotated[GuiState, Depends(gui)]
 BOUNDARY = "endoveilframe"
+PREVIEW = "/api/live/preview.mjpg"
 CAMERA = re.compile(r"\d+|/dev/video\d+")
 
 
@@ -77,7 +78,7 @@ def start(body: StartBody, state: State) -> dict[str, Any]:
         raise HTTPException(409, str(exc)) from exc
     except (EndoveilError, ValueError) as exc:
         raise HTTPException(400, str(exc)) from exc
-    return state.live.status()
+    return _status(state)
 
 
 @router.post("/stop", dependencies=[Depends(require_token)])
@@ -89,8 +90,13 @@ def stop(state: State) -> dict[str, Any]:
 
 @router.get("/status", dependencies=[Depends(require_token)])
 def status(state: State) -> dict[str, Any]:
-    """State (clear / anonymized / fail-closed / paused), fps, latency, recording."""
-    return state.live.status()
+    """State (clear / anonymized / fail-closed / paused), fps, latency, recording, and a
+    short-lived signed URL of the preview (an ``<img>`` cannot send the session header)."""
+    return _status(state)
+
+
+def _status(state: GuiState) -> dict[str, Any]:
+    return {**state.live.status(), "preview_url": state.signer.sign(PREVIEW)}
 
 
 @router.post("/record/start", dependencies=[Depends(require_token)])
@@ -101,11 +107,11 @@ def record_start(body: RecordBody, state: State) -> dict[str, Any]:
         raise HTTPException(422, "recordings are MP4: the name must end in .mp4")
     try:
         state.live.start_recording(path)
-    except RuntimeError as exc:
+    except (RuntimeError, FileExistsError) as exc:
         raise HTTPException(409, str(exc)) from exc
     except OSError as exc:
         raise HTTPException(400, str(exc)) from exc
-    return state.live.status()
+    return _status(state)
 
 
 @router.post("/record/stop", dependencies=[Depends(require_token)])
@@ -117,7 +123,7 @@ def record_stop(state: State) -> dict[str, Any]:
         raise HTTPException(409, str(exc)) from exc
 
 
-@router.get("/preview.mjpg", dependencies=[Depends(require_token_or_query)])
+@router.get("/preview.mjpg", dependencies=[Depends(require_media)])
 async def preview(state: State) -> StreamingResponse:
     """The anonymized picture as MJPEG, while the session runs."""
     sink = state.live.preview

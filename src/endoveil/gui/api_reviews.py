@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from endoveil.detect.formats import read_frame_mask
 from endoveil.detect.labels import Labels, mask_from_segments, segments_from_mask
 from endoveil.errors import EndoveilError
-from endoveil.gui.state import GuiState, gui, require_token, require_token_or_query
+from endoveil.gui.state import GuiState, RowId, gui, require_media, require_token
 from endoveil.gui.store import Review, now_utc
 from endoveil.gui.thumbs import browser_playable, frame_jpeg
 
@@ -73,7 +73,7 @@ def list_reviews(state: State) -> list[dict[str, Any]]:
 
 
 @router.get("/{review_id}", dependencies=[Depends(require_token)])
-def get_review(review_id: int, state: State) -> dict[str, Any]:
+def get_review(review_id: RowId, state: State) -> dict[str, Any]:
     """A review with its video facts, probability curve and current segments."""
     review = state.review_or_404(review_id)
     detail = {**_summary(review), "settings": review.settings, "result": review.result}
@@ -96,12 +96,13 @@ def get_review(review_id: int, state: State) -> dict[str, Any]:
         detected_segments=_segments(detected),
         playable=playable,
         not_playable_because=why,
+        video_url=state.signer.sign(f"/api/reviews/{review.id}/video"),
     )
     return detail
 
 
-@router.get("/{review_id}/video", dependencies=[Depends(require_token_or_query)])
-def review_video(review_id: int, state: State) -> FileResponse:
+@router.get("/{review_id}/video", dependencies=[Depends(require_media)])
+def review_video(review_id: RowId, state: State) -> FileResponse:
     """The reviewed video for the player (HTTP Range requests are honoured)."""
     review = state.review_or_404(review_id)
     if not review.media:
@@ -109,8 +110,15 @@ def review_video(review_id: int, state: State) -> FileResponse:
     return FileResponse(review.media, media_type="video/mp4", headers={"Cache-Control": "no-store"})
 
 
-@router.get("/{review_id}/thumb", dependencies=[Depends(require_token_or_query)])
-def review_thumb(review_id: int, frame: int, state: State, width: int = 160) -> Response:
+@router.get("/{review_id}/video-url", dependencies=[Depends(require_token)])
+def review_video_url(review_id: RowId, state: State) -> dict[str, str]:
+    """A fresh signed URL for the player (the one in the review expires after minutes)."""
+    state.review_or_404(review_id)
+    return {"url": state.signer.sign(f"/api/reviews/{review_id}/video")}
+
+
+@router.get("/{review_id}/thumb", dependencies=[Depends(require_media)])
+def review_thumb(review_id: RowId, frame: int, state: State, width: int = 160) -> Response:
     """Frame ``frame`` as a JPEG, decoded on the server (for edges, and unplayable codecs)."""
     review = state.review_or_404(review_id)
     if not review.media:
@@ -137,7 +145,7 @@ class SegmentsBody(BaseModel):
 
 
 @router.put("/{review_id}/segments", dependencies=[Depends(require_token)])
-def save_segments(review_id: int, body: SegmentsBody, state: State) -> dict[str, Any]:
+def save_segments(review_id: RowId, body: SegmentsBody, state: State) -> dict[str, Any]:
     """Save the corrected segments (overlapping ones are joined) as the reviewed labels."""
     review = state.review_or_404(review_id)
     if review.status not in EDITABLE:
@@ -171,7 +179,7 @@ def save_segments(review_id: int, body: SegmentsBody, state: State) -> dict[str,
 
 
 @router.post("/{review_id}/import", dependencies=[Depends(require_token)])
-async def import_labels(review_id: int, file: UploadFile, state: State) -> dict[str, Any]:
+async def import_labels(review_id: RowId, file: UploadFile, state: State) -> dict[str, Any]:
     """Read labels from a file (endoveil JSON, ROBAN, OoBNet CSV, interval CSV) as segments.
 
     They are not saved: the page shows them for review, and saving stores them.
@@ -210,7 +218,7 @@ async def import_labels(review_id: int, file: UploadFile, state: State) -> dict[
 
 
 @router.post("/{review_id}/export", dependencies=[Depends(require_token)])
-def export_review(review_id: int, state: State) -> dict[str, Any]:
+def export_review(review_id: RowId, state: State) -> dict[str, Any]:
     """The user's go: export with the reviewed labels (as detected, if nothing was changed)."""
     review = state.review_or_404(review_id)
     if review.status not in EDITABLE:
@@ -232,7 +240,7 @@ def export_review(review_id: int, state: State) -> dict[str, Any]:
 
 
 @router.delete("/{review_id}", dependencies=[Depends(require_token)])
-def delete_review(review_id: int, state: State) -> dict[str, Any]:
+def delete_review(review_id: RowId, state: State) -> dict[str, Any]:
     """Forget a review and delete its work folder (merged video, labels); outputs stay."""
     review = state.review_or_404(review_id)
     if review.status in ("detecting", "exporting"):

@@ -7,7 +7,6 @@ page: work (this module), reviews, jobs and live.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from collections.abc import AsyncIterator
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -31,7 +30,7 @@ from endoveil.errors import EndoveilError, MediaError
 from endoveil.gui import api_jobs, api_live, api_reviews
 from endoveil.gui.jobs import JobRunner
 from endoveil.gui.live import LiveManager
-from endoveil.gui.security import COOKIE, PathRefused, Roots, check_secret
+from endoveil.gui.security import PathRefused, Roots, check_secret
 from endoveil.gui.settings import GuiSettings, WorkSettings
 from endoveil.gui.state import GuiState, gui, require_token
 from endoveil.gui.store import Store
@@ -42,7 +41,6 @@ from endoveil.media.inputs import VIDEO_SUFFIXES, check_video_suffix
 __all__ = ["create_app"]
 
 STATIC = resources.files("endoveil.gui") / "static"
-LOGIN_DELAY_S = 0.5  # slows password guessing to two a second per connection
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; img-src 'self' data: blob:; media-src 'self'; "
@@ -144,8 +142,17 @@ def create_app(settings: GuiSettings) -> FastAPI:
     app.state.gui = state
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + MULTIPART_OVERHEAD)
 
+    hosts = {h.lower() for h in settings.hosts}
+
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
+        # DNS rebinding: a page of evil.example whose name now points at 127.0.0.1 sends
+        # "Host: evil.example"; only the names this server was bound to are answered.
+        if _host_name(request.headers.get("host", "")) not in hosts:
+            refused = JSONResponse({"detail": "unknown Host header: refused"}, status_code=421)
+            for name, value in SECURITY_HEADERS.items():
+                refused.headers[name] = value
+            return refused
         response: Response = await call_next(request)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
@@ -155,6 +162,11 @@ def create_app(settings: GuiSettings) -> FastAPI:
     async def refused(_request: Request, exc: PathRefused) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=403)
 
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        # One line, no traceback (the server log has it).
+        return JSONResponse({"detail": f"internal error ({type(exc).__name__})"}, 500)
+
     @app.exception_handler(EndoveilError)
     async def endoveil_error(_request: Request, exc: EndoveilError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=400)
@@ -162,6 +174,7 @@ def create_app(settings: GuiSettings) -> FastAPI:
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.get("/", include_in_schema=False)(index)
     app.post("/api/login")(login)
+    app.post("/api/launch")(launch)
     app.get("/api/auth")(auth)
     protected = [Depends(require_token)]
     app.get("/api/session", dependencies=protected)(session)
@@ -176,18 +189,16 @@ def create_app(settings: GuiSettings) -> FastAPI:
 State = Annotated[GuiState, Depends(gui)]
 
 
-def _set_cookie(response: Response, token: str) -> None:
-    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
+def _host_name(host: str) -> str:
+    """The name part of a Host header (``[::1]:8000`` -> ``::1``, ``a:80`` -> ``a``)."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-async def index(request: Request, state: State, token: str | None = None) -> Response:
-    """The page. Opened with ``?token=``: store it in the cookie and drop it from the URL."""
-    if token is not None:
-        if not check_secret(token, state.settings.token):
-            raise HTTPException(403, "wrong session token")
-        response: Response = RedirectResponse("/", status_code=303)
-        _set_cookie(response, token)
-        return response
+async def index() -> Response:
+    """The page (it signs in with the launch token in its URL fragment, or the password)."""
     return FileResponse(str(STATIC / "index.html"), headers={"Cache-Control": "no-store"})
 
 
@@ -196,21 +207,35 @@ async def auth(state: State) -> dict[str, bool]:
     return {"password": state.settings.password is not None}
 
 
+class LaunchBody(BaseModel):
+    launch: str
+
+
+async def launch(body: LaunchBody, state: State) -> dict[str, str]:
+    """Exchange a one-time launch token (from the printed link's fragment) for the session
+    token, which the page keeps and sends as a header."""
+    if not state.launches.redeem(body.launch):
+        raise HTTPException(
+            403,
+            "this link was used already (links open the GUI once): use the endoveil tab "
+            "that is open, or restart endoveil gui for a new link",
+        )
+    return {"token": state.settings.token}
+
+
 class LoginBody(BaseModel):
     password: str
 
 
-async def login(body: LoginBody, state: State) -> Response:
-    """Exchange the password (``--host`` only) for the session cookie."""
+async def login(body: LoginBody, state: State) -> dict[str, str]:
+    """Exchange the password (``--host`` only) for the session token."""
     expected = state.settings.password
     if expected is None:
         raise HTTPException(404, "no password is set: open the link printed by endoveil gui")
-    await asyncio.sleep(LOGIN_DELAY_S)
-    if not check_secret(body.password, expected):
-        raise HTTPException(403, "wrong password")
-    response = JSONResponse({"ok": True})
-    _set_cookie(response, state.settings.token)
-    return response
+    async with state.logins:  # one attempt at a time, server-wide
+        if not check_secret(body.password, expected):
+            raise HTTPException(403, "wrong password")
+    return {"token": state.settings.token}
 
 
 def _defaults(state: GuiState) -> WorkSettings:

@@ -20,9 +20,14 @@ from endoveil.live.preview import JpegSink
 from endoveil.live.sinks import RecordSink
 from endoveil.live.sources import open_source
 
-__all__ = ["LiveManager", "LiveRequest"]
+__all__ = ["LiveManager", "LiveRequest", "recording_labels"]
 
 log = logging.getLogger("endoveil.gui")
+
+
+def recording_labels(path: Path) -> Path:
+    """The labels file a recording to ``path`` writes beside it (as `RecordSink` names it)."""
+    return path.with_name(f"{path.stem}.labels.json")
 
 
 @dataclass(frozen=True)
@@ -115,8 +120,11 @@ class LiveManager:
                 raise RuntimeError("start the live session first")
             if self._record is not None:
                 raise RuntimeError("already recording")
-            if path.exists():
-                raise FileExistsError(f"{path} exists; choose another name")
+            # The recording is two files (the video and its labels): neither may replace
+            # anything, e.g. the labels of an earlier export of the same name.
+            for target in (path, recording_labels(path)):
+                if target.exists() or target.is_symlink():
+                    raise FileExistsError(f"{target} exists; choose another name")
             if not path.parent.is_dir():
                 raise FileNotFoundError(f"{path.parent}: folder does not exist")
             self._record = RecordSink(path)

@@ -12,9 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from endoveil.anonymize.offline import PipelineConfig
 from endoveil.gui.security import new_token
 
-__all__ = ["MAX_UPLOAD_BYTES", "GuiSettings", "WorkSettings", "default_data_dir"]
+__all__ = ["LOCAL_HOSTS", "MAX_UPLOAD_BYTES", "GuiSettings", "WorkSettings", "default_data_dir"]
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def default_data_dir() -> Path:
@@ -36,6 +37,8 @@ class GuiSettings:
         model: ONNX model; None for the embedded one.
         max_upload_bytes: larger label uploads are refused (413).
         start_worker: run queued jobs (off in tests that only look at the queue).
+        hosts: the names a request's Host header may carry (the bound address and, for a
+            wildcard address, this machine's name); others are refused (DNS rebinding).
     """
 
     roots: tuple[Path, ...]
@@ -45,6 +48,7 @@ class GuiSettings:
     model: Path | None = None
     max_upload_bytes: int = MAX_UPLOAD_BYTES
     start_worker: bool = True
+    hosts: tuple[str, ...] = LOCAL_HOSTS
 
 
 class WorkSettings(BaseModel):

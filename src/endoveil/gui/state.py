@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 from fastapi import HTTPException, Request
+from fastapi import Path as PathParam
 
 from endoveil.gui.jobs import JobRunner
 from endoveil.gui.live import LiveManager
-from endoveil.gui.security import COOKIE, HEADER, Roots, check_secret
+from endoveil.gui.security import (
+    HEADER,
+    LaunchTokens,
+    LoginThrottle,
+    MediaSigner,
+    Roots,
+    check_secret,
+)
 from endoveil.gui.settings import GuiSettings
 from endoveil.gui.store import Review, Store
 from endoveil.gui.tasks import Tasks
 from endoveil.gui.thumbs import ProbeCache
 
-__all__ = ["GuiState", "gui", "require_token", "require_token_or_query"]
+__all__ = ["GuiState", "RowId", "gui", "require_media", "require_token"]
+
+RowId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
+"""A review or job number: SQLite's integers end at 2**63 - 1 (larger: 422, not a 500)."""
 
 
 @dataclass
@@ -29,6 +41,9 @@ class GuiState:
     runner: JobRunner
     probes: ProbeCache
     live: LiveManager
+    signer: MediaSigner = field(default_factory=MediaSigner)
+    launches: LaunchTokens = field(default_factory=LaunchTokens)
+    logins: LoginThrottle = field(default_factory=LoginThrottle)
 
     @property
     def work_root(self) -> Path:
@@ -54,35 +69,19 @@ def _check(given: str | None, request: Request) -> None:
         raise HTTPException(403, "wrong session token")
 
 
-SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
-REQUEST_HEADER = "X-Endoveil-Request"
-
-
 def require_token(request: Request) -> None:
-    """Every API call: the token from the header, else from the session cookie.
-
-    A cookie reaches this server from pages of any port of 127.0.0.1 (cookies are not kept
-    apart by port), so a state-changing call that relies on the cookie must also carry
-    `REQUEST_HEADER` — which no other page can add without a CORS preflight this server
-    never grants — and, when the browser says where it comes from, come from this server.
-    """
-    header_token = request.headers.get(HEADER)
-    cookie_token = request.cookies.get(COOKIE)
-    if header_token is None and cookie_token and request.method not in SAFE_METHODS:
-        origin = request.headers.get("origin")
-        host = request.headers.get("host", "")
-        if request.headers.get(REQUEST_HEADER) != "1" or (
-            origin is not None and origin.split("://", 1)[-1] != host
-        ):
-            raise HTTPException(403, "request refused: it does not come from the endoveil page")
-    _check(header_token or cookie_token, request)
+    """Every API call: the session token in the `HEADER` (the page holds it; no cookie)."""
+    _check(request.headers.get(HEADER), request)
 
 
-def require_token_or_query(request: Request) -> None:
-    """Media URLs (fetched by ``<video>``/``<img>``, which send no header) may carry ?token=."""
-    given = (
-        request.headers.get(HEADER)
-        or request.cookies.get(COOKIE)
-        or request.query_params.get("token")
-    )
-    _check(given, request)
+def require_media(request: Request) -> None:
+    """Media URLs (``<video>``, ``<img>``, which send no header): the session header, or a
+    signature made for this very path that has not expired (`MediaSigner`)."""
+    if request.headers.get(HEADER) is not None:
+        _check(request.headers.get(HEADER), request)
+        return
+    expires, signature = request.query_params.get("exp"), request.query_params.get("sig")
+    if signature is None:
+        raise HTTPException(401, "missing session token: open the link printed by endoveil gui")
+    if not gui(request).signer.check(request.url.path, expires, signature):
+        raise HTTPException(403, "this media link is wrong or has expired: reload the page")

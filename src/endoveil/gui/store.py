@@ -8,6 +8,7 @@ atomic, so nothing half-written was left). Queued jobs simply run.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from dataclasses import dataclass, field
@@ -127,6 +128,12 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # SQLite gives its -wal and -shm files the database file's mode: create that
+        # owner-only before SQLite does (it would follow the umask), and tighten old ones.
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        for file in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm"))):
+            if file.exists():
+                file.chmod(0o600)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._lock = threading.Lock()
@@ -134,7 +141,6 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(SCHEMA)
-        path.chmod(0o600)
         self.interrupted_at_start = self._interrupt_running()
 
     def close(self) -> None:

@@ -1,5 +1,8 @@
-// endoveil GUI: plain JavaScript, no build step. The session cookie (set when the page was
-// opened with ?token=) authenticates every request; nothing is fetched from the internet.
+// endoveil GUI: plain JavaScript, no build step; nothing is fetched from the internet.
+// Authentication: the page holds the session token (in this origin's storage, which no other
+// port or site can read) and sends it as a header. There is no cookie: cookies of 127.0.0.1
+// reach every port of 127.0.0.1. The token comes from a one-time launch token in the printed
+// link's fragment, or from the password (--host).
 "use strict";
 
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -13,28 +16,51 @@ const el = (tag, props = {}, ...children) => {
 // ---------------------------------------------------------------------------------------
 // API and notices
 
+const TOKEN_KEY = "endoveil-token";
+const token = () => localStorage.getItem(TOKEN_KEY) || "";
+
 class ApiError extends Error {
   constructor(status, message) { super(message); this.status = status; }
 }
 
-async function api(method, path, body) {
-  // The header proves the call comes from this page (other pages cannot add it).
-  const init = { method, credentials: "same-origin", headers: { "X-Endoveil-Request": "1" } };
+async function request(method, path, body) {
+  const init = { method, credentials: "omit", headers: { "X-Endoveil-Token": token() } };
   if (body instanceof FormData) init.body = body;
   else if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
   const response = await fetch(path, init);
-  const data = await response.json().catch(() => ({}));
   if (!response.ok) {
+    const data = await response.json().catch(() => ({}));
     const detail = typeof data.detail === "string" ? data.detail : response.statusText;
-    if (response.status === 401 || response.status === 403) {
-      if (!path.startsWith("/api/login")) showSignIn();
+    const signIn = path.startsWith("/api/login") || path.startsWith("/api/launch");
+    if ((response.status === 401 || response.status === 403) && !signIn && /session token/.test(detail)) {
+      localStorage.removeItem(TOKEN_KEY); // a token of an earlier start of the server
+      showSignIn();
     }
     throw new ApiError(response.status, detail);
   }
-  return data;
+  return response;
+}
+
+async function api(method, path, body) {
+  const response = await request(method, path, body);
+  return response.json().catch(() => ({}));
+}
+
+// The printed link opens the page with #launch=<one-time token>: exchange it for the session
+// token, then drop it from the address bar and the history.
+async function redeemLaunch() {
+  const match = location.hash.match(/^#launch=([A-Za-z0-9_-]+)/);
+  if (!match) return;
+  history.replaceState(null, "", "/#work");
+  try {
+    const got = await api("POST", "/api/launch", { launch: match[1] });
+    localStorage.setItem(TOKEN_KEY, got.token);
+  } catch (err) {
+    if (!token()) notify(err.message, true);
+  }
 }
 
 let noticeTimer = 0;
@@ -378,8 +404,12 @@ function setupPlayer() {
   $("#unplayable").hidden = rv.data.playable;
   $("#play").disabled = !rv.data.playable;
   if (rv.data.playable) {
-    const src = `/api/reviews/${id}/video`;
-    if (!video.src.endsWith(src)) video.src = src;
+    // A signed URL for this one video, valid for minutes (a <video> cannot send a header).
+    if (rv.videoFor !== id) {
+      rv.videoFor = id;
+      rv.videoUrlAt = Date.now();
+      video.src = rv.data.video_url;
+    }
   } else {
     video.removeAttribute("src");
     $("#unplayable").textContent = `This browser cannot play this video (${rv.data.not_playable_because}): review it from the frames decoded on the server.`;
@@ -392,12 +422,54 @@ function seek(frame) {
     const video = $("#video");
     // The middle of the frame's display time: the decoder shows exactly this frame.
     const next = rv.frame + 1 < rv.count ? frameTime(rv.frame + 1) : rv.data.video.duration_s;
-    video.currentTime = (frameTime(rv.frame) + next) / 2;
+    const at = (frameTime(rv.frame) + next) / 2;
+    if (Date.now() - rv.videoUrlAt > VIDEO_URL_REFRESH_MS) renewVideoUrl(at);
+    else video.currentTime = at;
   } else {
-    $("#still").src = `/api/reviews/${rv.data.id}/thumb?frame=${rv.frame}&width=640`;
+    loadThumb($("#still"), rv.frame, 640);
   }
   updateClock();
   drawTimeline();
+}
+
+// Signed media URLs expire after five minutes: renew before seeking with an old one, and
+// when the player fails to fetch (keeping the playhead).
+const VIDEO_URL_REFRESH_MS = 4 * 60 * 1000;
+async function renewVideoUrl(at) {
+  if (!rv.data || !rv.data.playable || rv.renewing) return;
+  rv.renewing = true;
+  const video = $("#video");
+  const id = rv.data.id;
+  const time = at === undefined ? video.currentTime : at;
+  try {
+    const got = await api("GET", `/api/reviews/${id}/video-url`);
+    if (!rv.data || rv.data.id !== id) return;
+    rv.videoUrlAt = Date.now();
+    video.src = got.url;
+    video.addEventListener("loadedmetadata", () => { video.currentTime = time; }, { once: true });
+  } catch (err) { /* signed out: handled by api() */ } finally { rv.renewing = false; }
+}
+
+// Thumbnails are fetched with the session header and shown from memory (blob: URLs).
+const thumbCache = new Map();
+const THUMB_CACHE_MAX = 600;
+function loadThumb(img, frame, width) {
+  const key = `${rv.data.id}/${frame}/${width}`;
+  img.dataset.thumb = key;
+  if (thumbCache.has(key)) { img.src = thumbCache.get(key); return; }
+  request("GET", `/api/reviews/${rv.data.id}/thumb?frame=${frame}&width=${width}`)
+    .then((r) => r.blob())
+    .then((blob) => {
+      const url = URL.createObjectURL(blob);
+      thumbCache.set(key, url);
+      if (thumbCache.size > THUMB_CACHE_MAX) {
+        const [oldest, oldUrl] = thumbCache.entries().next().value;
+        thumbCache.delete(oldest);
+        URL.revokeObjectURL(oldUrl);
+      }
+      if (img.dataset.thumb === key) img.src = url;
+    })
+    .catch(() => {});
 }
 
 function updateClock() {
@@ -429,12 +501,11 @@ function select(index, jump = true) {
   else drawTimeline();
 }
 
-function thumb(frame, oob) {
+function thumb(frame, oob, width = 160) {
   if (frame < 0 || frame >= rv.count) return el("img", { alt: "", src: "data:," });
-  return el("img", {
-    src: `/api/reviews/${rv.data.id}/thumb?frame=${frame}&width=160`,
-    alt: `frame ${frame}${oob ? " (hidden)" : ""}`, className: oob ? "oob" : "", loading: "lazy",
-  });
+  const img = el("img", { alt: `frame ${frame}${oob ? " (hidden)" : ""}`, className: oob ? "oob" : "" });
+  loadThumb(img, frame, width);
+  return img;
 }
 
 function renderSegments() {
@@ -671,6 +742,7 @@ function initReview() {
   video.addEventListener("play", () => { $("#play").textContent = "❚❚"; requestAnimationFrame(follow); });
   video.addEventListener("pause", () => { $("#play").textContent = "▶"; follow(); });
   video.addEventListener("error", () => {
+    if (rv.data && rv.data.playable && Date.now() - rv.videoUrlAt > 5000) { renewVideoUrl(); return; }
     $("#unplayable").hidden = false;
     $("#unplayable").textContent = "The video did not load in the player; the frames below are decoded on the server.";
   });
@@ -710,7 +782,7 @@ async function refreshLive() {
   const preview = $("#live-preview");
   preview.hidden = !running;
   $("#live-empty").hidden = running;
-  if (running && !preview.src.includes("/api/live/preview.mjpg")) preview.src = `/api/live/preview.mjpg?t=${Date.now()}`;
+  if (running && !preview.src.includes("/api/live/preview.mjpg")) preview.src = status.preview_url;
   if (!running && preview.src) preview.removeAttribute("src");
   const last = status.last_recording;
   $("#rec-last").textContent = last && last.path ? `Last recording: ${last.path} (${last.frames} frames)` : "";
@@ -744,6 +816,7 @@ async function initLive() {
 
 async function main() {
   initTheme();
+  await redeemLaunch();
   let session;
   try { session = await api("GET", "/api/session"); } catch (err) { return; }
   state.session = session;
@@ -773,7 +846,8 @@ function showFromHash(always) {
 $("#login").addEventListener("submit", async (event) => {
   event.preventDefault();
   try {
-    await api("POST", "/api/login", { password: $("#password").value });
+    const got = await api("POST", "/api/login", { password: $("#password").value });
+    localStorage.setItem(TOKEN_KEY, got.token);
     location.reload();
   } catch (err) { fail(err); }
 });
