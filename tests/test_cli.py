@@ -250,7 +250,11 @@ def test_disk_full_leaves_no_partial_file(brightness_model_path: Path, tmp_path:
     assert fingerprint(clip) == before
 
 
-def test_ctrl_c_exits_130_and_leaves_nothing(brightness_model_path: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_exits_130_and_leaves_nothing(
+    signum: int, brightness_model_path: Path, tmp_path: Path
+) -> None:
+    """SIGTERM (a service manager, a cluster, ``timeout``) must clean up like Ctrl-C."""
     clip = write_clip(tmp_path / "long.mp4", 400, size=(640, 360), options={"preset": "ultrafast"})
     before = fingerprint(clip)
     out = tmp_path / "out"
@@ -280,7 +284,7 @@ def test_ctrl_c_exits_130_and_leaves_nothing(brightness_model_path: Path, tmp_pa
         assert proc.poll() is None, "finished before it could be interrupted"
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=60)
 
     assert proc.returncode == 130

@@ -2,7 +2,7 @@
 
 Exit codes: 0 success; 1 an input or output failed (one line per error on stderr);
 2 wrong usage; 3 ``verify`` found a leak or a lost frame, or ``inspect`` found identifying
-metadata; 130 interrupted (Ctrl-C; no partial output is left).
+metadata; 130 interrupted (Ctrl-C or SIGTERM; no partial output is left).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from endoveil import __version__, api
-from endoveil.anonymize.offline import FileResult
+from endoveil.anonymize.offline import FileResult, colliding_outputs
 from endoveil.cli_common import (
     EXIT_ERROR,
     EXIT_FOUND,
@@ -42,6 +42,7 @@ from endoveil.demo import make_demo_video
 from endoveil.detect.formats import LABEL_FORMATS
 from endoveil.errors import EndoveilError
 from endoveil.progress import frame_progress
+from endoveil.signals import interrupt_on_sigterm
 
 app = typer.Typer(
     name="endoveil",
@@ -130,7 +131,12 @@ def anonymize(
     except EndoveilError as exc:
         fail(str(exc))
     failures = 0
+    clashes = colliding_outputs(inputs, output, config)
     for path in inputs:
+        if path in clashes:
+            failures += 1
+            print_error(f"{path}: same output names as {clashes[path]} in this run; not written")
+            continue
         try:
             with frame_progress(err, enabled=not quiet) as bars:
                 result = api.anonymize_video(
@@ -197,13 +203,18 @@ def verify(
     if report.problem_count > len(report.problems):
         out.print(f"  … and {report.problem_count - len(report.problems)} more")
     kind = "cut" if report.cut else "in place"
+    if report.reviewed_overrides:
+        out.print(
+            f"  reviewed overrides: {report.reviewed_overrides} frame(s) scored out of body "
+            "were left visible by a person's review"
+        )
     if report.ok:
         out.print(
             f"[green]OK[/] {anonymized}: {report.frames_checked} frames checked, "
             f"{report.oob_frames} out-of-body frames hidden ({kind})"
         )
         return
-    fail(f"{anonymized}: verification failed ({report.problem_count} problem(s))", EXIT_FOUND)
+    fail(f"{anonymized}: verification failed ({report.summary()})", EXIT_FOUND)
 
 
 @app.command()
@@ -250,6 +261,7 @@ _register_extras()
 
 def main() -> None:
     """Console entry point."""
+    interrupt_on_sigterm()
     try:
         app()
     except KeyboardInterrupt:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -15,7 +16,7 @@ from endoveil.anonymize.render import Blur
 from endoveil.anonymize.verify import verify
 from endoveil.cli import app
 from endoveil.detect.classifier import OnnxClassifier
-from endoveil.detect.labels import Labels, VideoSummary
+from endoveil.detect.labels import Labels, VideoSummary, mark_reviewed, segments_from_mask
 from endoveil.detect.scan import scan_video
 from endoveil.detect.temporal import TemporalParams
 from endoveil.errors import LeakError
@@ -131,12 +132,14 @@ def test_an_out_of_body_frame_left_intact_is_a_leak(
 ) -> None:
     # Anonymize with reviewed labels that (wrongly) mark nothing, then verify with the truth.
     nothing = tmp_path / "nothing.labels.json"
-    labels.with_segments(()).save(nothing)
+    mark_reviewed(labels.with_segments(()), "2026-01-01T00:00:00Z").save(nothing)
     out = tmp_path / "out"
     out.mkdir()
     result = run_pipeline(known_clip, out, PipelineConfig(labels_in=nothing), None)
     assert result.video_path is not None
-    assert verify(known_clip, result.video_path, nothing).ok, "intact against its own labels"
+    own = verify(known_clip, result.video_path, nothing)
+    assert own.ok, "intact against its own (reviewed) labels"
+    assert own.reviewed_overrides == 25  # frames 25..49 scored out of body, left by a person
 
     report = verify(known_clip, result.video_path, labels)
     assert not report.ok
@@ -146,7 +149,7 @@ def test_an_out_of_body_frame_left_intact_is_a_leak(
 
 
 def test_an_extra_frame_fails(known_clip: Path, labels: Labels, tmp_path: Path) -> None:
-    nothing = labels.with_segments(())
+    nothing = mark_reviewed(labels.with_segments(()), "2026-01-01T00:00:00Z")
     out = _rewrite(known_clip, tmp_path / "long.mp4", nothing, _keep, repeat_last=True)
     report = verify(known_clip, out, nothing)
     assert report.problems == ["the output has 1 frame(s) more than expected"]
@@ -181,3 +184,30 @@ def test_cli_verify_exit_codes(
     missing = runner.invoke(app, ["verify", str(known_clip), str(tmp_path / "no.mp4"), str(truth)])
     assert missing.exit_code == 1
     assert "no such file" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_segments_must_follow_the_scores(known_clip: Path, labels: Labels, tmp_path: Path) -> None:
+    """Labels whose segments were emptied, without a recorded review, cannot vouch for an
+    untouched video: the scores they carry say 25 frames are out of body."""
+    emptied = labels.with_segments(())
+    out = _rewrite(known_clip, tmp_path / "plain.mp4", emptied, _keep)
+    report = verify(known_clip, out, emptied)
+    assert not report.ok and report.reviewed_overrides == 0
+    assert report.problems == [
+        "25 frame(s) scored out of body (p_out ≥ 0.5) are in no segment and the labels "
+        "record no human review; first: frame 25 (p_out 1.00)"
+    ]
+    reviewed = verify(known_clip, out, mark_reviewed(emptied, "2026-01-01T00:00:00Z"))
+    assert reviewed.ok and reviewed.reviewed_overrides == 25
+
+
+def test_more_hidden_than_the_scores_ask_passes(
+    known_clip: Path, labels: Labels, tmp_path: Path
+) -> None:
+    """Post-processing may hide more than the threshold (margins, memory): a superset."""
+    wider = labels.with_segments(segments_from_mask(
+        np.arange(75) >= 10, probe(known_clip).frame_times, 3.0
+    ))  # fmt: skip
+    out = _rewrite(known_clip, tmp_path / "wide.mp4", wider, _keep)
+    report = verify(known_clip, out, wider)
+    assert report.ok, report.problems

@@ -7,7 +7,7 @@ them decodes, scores or renders anything itself.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -19,9 +19,15 @@ import numpy.typing as npt
 from endoveil.anonymize.exact import RenderStats, write_exact
 from endoveil.anonymize.fast import write_fast
 from endoveil.anonymize.render import ACTIONS, Action
-from endoveil.atomic import atomic_path, check_writable_target, scratch_path
+from endoveil.atomic import (
+    atomic_paths,
+    check_writable_target,
+    file_sha256,
+    remove_stale_parts,
+    scratch_path,
+)
 from endoveil.detect.classifier import Classifier
-from endoveil.detect.formats import LABEL_FORMATS, LabelsFormat, write_labels
+from endoveil.detect.formats import LABEL_FORMATS, LabelsFormat, labels_text
 from endoveil.detect.labels import Labels
 from endoveil.detect.scan import Progress, scan_video
 from endoveil.detect.temporal import TemporalParams
@@ -37,6 +43,7 @@ __all__ = [
     "FileResult",
     "Mode",
     "PipelineConfig",
+    "colliding_outputs",
     "output_paths",
     "run_pipeline",
 ]
@@ -163,6 +170,24 @@ def output_paths(input_path: Path, out_dir: Path, config: PipelineConfig) -> lis
     return paths
 
 
+def colliding_outputs(
+    inputs: Sequence[Path], out_dir: Path, config: PipelineConfig
+) -> dict[Path, Path]:
+    """Inputs of one run whose outputs would take the names of an earlier input's
+    (``a/case.mp4`` and ``b/case.mkv`` both make ``case.labels.json``): input → that earlier
+    input. A run must refuse them rather than let one overwrite the other."""
+    owners: dict[str, Path] = {}
+    clashes: dict[Path, Path] = {}
+    for path in inputs:
+        names = [p.name for p in output_paths(Path(path), out_dir, config)]
+        earlier = next((owners[n] for n in names if n in owners), None)
+        if earlier is not None:
+            clashes[Path(path)] = earlier
+            continue
+        owners.update(dict.fromkeys(names, Path(path)))
+    return clashes
+
+
 def run_pipeline(
     input_path: Path,
     out_dir: Path,
@@ -191,6 +216,7 @@ def run_pipeline(
         if target.resolve() == input_path.resolve():
             raise OutputError("output would overwrite the input", path=target)
         check_writable_target(target, force=config.force)
+    remove_stale_parts(out_dir)
     info = probe(input_path)
 
     if stage:
@@ -215,24 +241,31 @@ def run_pipeline(
             f"{info.video_streams[0]}, the first, was used (endoveil anonymizes one picture "
             f"stream); stream(s) {others} are not in the output"
         )
-    if not config.labels_only and config.action == "cut" and labels.oob_mask().all():
-        notes.append("every frame is out of body: nothing is left after cut, no video written")
-    elif not config.labels_only:
-        video_path = targets[-1]
-        if stage:
-            stage("write")
-        mode, render, write_notes = _write_video(
-            info, labels, video_path, config, progress, previews
-        )
-        notes += write_notes
-        labels = replace(
-            labels, extra={**labels.extra, "output": _output_summary(mode, config, render)}
-        )
-
     labels_paths = targets[: 2 if config.labels_format != "endoveil" else 1]
-    write_labels(labels, labels_paths[0], "endoveil")
-    if len(labels_paths) > 1:
-        write_labels(labels, labels_paths[1], config.labels_format)
+    write_video = not config.labels_only
+    if write_video and config.action == "cut" and labels.oob_mask().all():
+        notes.append("every frame is out of body: nothing is left after cut, no video written")
+        write_video = False
+        if config.force:  # an older video must not sit beside these labels
+            targets[-1].unlink(missing_ok=True)
+    # The video first, then its labels: placed together or not at all (`atomic_paths`).
+    group = [targets[-1], *labels_paths] if write_video else labels_paths
+    with atomic_paths(group, overwrite=config.force) as tmps:
+        if write_video:
+            video_path = targets[-1]
+            if stage:
+                stage("write")
+            mode, render, write_notes = _write_video(
+                info, labels, tmps[0], config, progress, previews
+            )
+            notes += write_notes
+            summary = _output_summary(mode, config, render)
+            summary["video_sha256"] = file_sha256(tmps[0])
+            labels = replace(labels, extra={**labels.extra, "output": summary})
+        label_tmps = tmps[1:] if write_video else tmps
+        formats: list[LabelsFormat] = ["endoveil", config.labels_format]
+        for tmp, fmt in zip(label_tmps, formats, strict=False):
+            tmp.write_text(labels_text(labels, fmt), encoding="utf-8")
     return FileResult(
         input=input_path,
         labels=labels,
@@ -297,13 +330,12 @@ def _write_video(
     previews: dict[int, npt.NDArray[np.uint8]] | None,
 ) -> tuple[Mode, RenderStats, list[str]]:
     hide = labels.oob_mask()
-    with atomic_path(video_path) as tmp:
-        if not (config.keep_audio and info.has_audio):
-            return _write_pictures(info, hide, tmp, config, progress, previews)
-        with scratch_path(video_path, ".part.video.mp4") as pictures:
-            mode, stats, notes = _write_pictures(info, hide, pictures, config, progress, previews)
-            hidden = [(s.start_s, s.end_s) for s in labels.segments]
-            add_audio(pictures, info, hidden, tmp, cut=config.action == "cut")
+    if not (config.keep_audio and info.has_audio):
+        return _write_pictures(info, hide, video_path, config, progress, previews)
+    with scratch_path(video_path, ".video.mp4") as pictures:
+        mode, stats, notes = _write_pictures(info, hide, pictures, config, progress, previews)
+        hidden = [(s.start_s, s.end_s) for s in labels.segments]
+        add_audio(pictures, info, hidden, video_path, cut=config.action == "cut")
     return mode, stats, notes
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "LABEL_FORMATS",
     "LabelsFormat",
     "find_annotation",
+    "labels_text",
     "mask_from_intervals",
     "read_frame_mask",
     "read_intervals_csv",
@@ -45,16 +46,20 @@ ANNOTATION_SUFFIXES = (".labels.json", "_labels.json", ".intervals.csv", ".csv")
 
 def write_labels(labels: Labels, path: Path, fmt: LabelsFormat = "endoveil") -> None:
     """Write ``labels`` to ``path`` in the given format, atomically."""
+    write_text_atomic(path, labels_text(labels, fmt))
+
+
+def labels_text(labels: Labels, fmt: LabelsFormat = "endoveil") -> str:
+    """``labels`` as the text of a file in the given format."""
     if fmt == "endoveil":
-        labels.save(path)
-    elif fmt == "roban":
+        return json.dumps(labels.to_dict(), indent=1) + "\n"
+    if fmt == "roban":
         frames = list(range(labels.video.frame_count))
         doc = {"labels": labels.oob_mask().astype(int).tolist(), "frames": frames}
-        write_text_atomic(path, json.dumps(doc) + "\n")
-    elif fmt == "oobnet-csv":
-        write_text_atomic(path, _oobnet_csv(labels))
-    else:
-        raise ValueError(f"unknown labels format {fmt!r}; choose one of {LABEL_FORMATS}")
+        return json.dumps(doc) + "\n"
+    if fmt == "oobnet-csv":
+        return _oobnet_csv(labels)
+    raise ValueError(f"unknown labels format {fmt!r}; choose one of {LABEL_FORMATS}")
 
 
 def _oobnet_csv(labels: Labels) -> str:

@@ -26,11 +26,18 @@ __all__ = [
     "ModelInfo",
     "Segment",
     "VideoSummary",
+    "is_reviewed",
+    "mark_reviewed",
     "mask_from_segments",
     "segments_from_mask",
 ]
 
 SCHEMA = "endoveil/labels@1"
+
+REVIEWED = "reviewed"
+"""``extra[REVIEWED] is True``: a person reviewed (and may have changed) the segments, so they
+may differ from what the scores imply. The GUI's review page writes it (`mark_reviewed`);
+`verify` honours it (`is_reviewed`)."""
 
 
 @dataclass(frozen=True)
@@ -213,7 +220,7 @@ class Labels:
                     raise ValueError(f"segment [{start}, {end}) is not inside 0..{count}")
                 mask[start:end] = True
         times = self._frame_times() if frame_times is None else np.asarray(frame_times)
-        extra = {**self.extra, "reviewed": True, "detected_segments": len(self.segments)}
+        extra = {**self.extra, REVIEWED: True, "detected_segments": len(self.segments)}
         if reviewed_at is not None:
             extra["reviewed_at"] = reviewed_at
         segments = segments_from_mask(mask, times, self.video.duration_s)
@@ -359,6 +366,16 @@ def _is_endoveil_json(path: Path) -> bool:
     except OSError:
         return True  # the JSON reader reports the error
     return '"labels"' not in head or '"schema"' in head
+
+
+def is_reviewed(labels: Labels) -> bool:
+    """Whether a person reviewed these labels' segments (see `REVIEWED`)."""
+    return labels.extra.get(REVIEWED) is True
+
+
+def mark_reviewed(labels: Labels, when: str) -> Labels:
+    """A copy marked as reviewed by a person at ``when`` (an ISO time)."""
+    return replace(labels, extra={**labels.extra, REVIEWED: True, f"{REVIEWED}_at": when})
 
 
 def mask_from_segments(segments: Iterable[Segment], frame_count: int) -> npt.NDArray[np.bool_]:

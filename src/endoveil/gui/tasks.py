@@ -286,7 +286,4 @@ def _verify_failure(report: VerifyReport) -> str:
         if report.problems
         else (str(report.findings[0]) if report.findings else "unknown")
     )
-    return (
-        f"verification failed ({report.problem_count} problem(s); first: {first}); "
-        "the output was deleted"
-    )
+    return f"verification failed ({report.summary()}; first: {first}); the output was deleted"
