@@ -10,8 +10,9 @@ What is checked, and how:
   what its action leaves. The frame is projected onto the action's form — a smooth picture
   of blur's 12-cell colour grid (judged on a grid three times finer), the 16 blocks of
   ``pixelate``, black — and what the projection cannot explain (the 90th percentile of the
-  residual, in grey levels) must stay at codec-noise level. This holds whatever the frame shows: a neighbour, a mirrored, shifted or foreign
-  picture all carry detail the action removes. On top, the frame is matched against the
+  residual, in grey levels) must stay at codec-noise level. This holds whatever the frame
+  shows: a neighbour, a mirrored, shifted or foreign picture all carry detail the action
+  removes. On top, the frame is matched against the
   original frames of its whole out-of-body stretch, shifted and mirrored, so a failure names
   the frame it shows;
 - **in-body frames**: present, at the same time (or the time a cut leaves), and intact (PSNR
