@@ -40,8 +40,8 @@ def plant_nals(
 def add_stream_copy(
     video: Path, dst: Path, extra: Path, *, kind: str = "video", tags: dict[str, str] | None = None
 ) -> Path:
-    """``video`` with the first ``kind`` stream of ``extra`` added as a second stream (and
-    container ``tags``)."""
+    """``video`` with the first ``kind`` stream of ``extra`` added as a second stream
+    (``none``: no stream) and container ``tags``."""
     with (
         av.open(str(video)) as main,
         av.open(str(extra)) as other,
@@ -50,9 +50,10 @@ def add_stream_copy(
         if tags:
             out.metadata.update(tags)
         ours = out.add_stream_from_template(main.streams.video[0])
-        source = other.streams.video[0] if kind == "video" else other.streams.audio[0]
-        theirs = out.add_stream_from_template(source)
-        pairs = ((main, main.streams.video[0], ours), (other, source, theirs))
+        pairs = [(main, main.streams.video[0], ours)]
+        if kind != "none":
+            source = other.streams.video[0] if kind == "video" else other.streams.audio[0]
+            pairs.append((other, source, out.add_stream_from_template(source)))
         for container, stream, target in pairs:
             for packet in container.demux(stream):
                 if packet.size:

@@ -28,6 +28,7 @@ codec noise.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,8 @@ LEAK_CORRELATION = 0.5
 MIN_DETAIL_STD = 2.0
 # Originals of a stretch a hidden frame is matched against (nearest first, then spread).
 MATCH_CANDIDATES = 24
+# An in-body slot that fails is compared with the in-body originals this many frames around it.
+NEAR_INBODY = 16
 # In-body frames must come through this close to the original (PSNR of thumbnails, dB).
 INTACT_PSNR_DB = 28.0
 MAX_PROBLEMS_LISTED = 20
@@ -229,8 +232,27 @@ class _Evidence:
     """Detail thumbnails of the original's hidden frames (with detail worth hiding)."""
     hidden: list[tuple[int, npt.NDArray[np.float32], str]] = field(default_factory=list)
     """Hidden output frames that failed their form: (source index, detail thumbnail, why)."""
-    altered: list[tuple[int, npt.NDArray[np.float32], float]] = field(default_factory=list)
-    """In-body output frames that failed PSNR: (source index, detail thumbnail, PSNR)."""
+    altered: list[tuple[int, npt.NDArray[np.float32], float, float]] = field(default_factory=list)
+    """In-body output frames that failed PSNR: (source index, detail thumbnail, PSNR, how
+    well the best in-body original near it matches)."""
+    recent: deque[tuple[int, npt.NDArray[np.float32]]] = field(
+        default_factory=lambda: deque(maxlen=2 * NEAR_INBODY + 1)
+    )
+    """Detail thumbnails of the last in-body originals, to tell a misplaced in-body frame
+    (a drop, a duplicate) from an out-of-body one put back."""
+    pending: list[tuple[int, npt.NDArray[np.float32], float]] = field(default_factory=list)
+
+    def settle(self, upto: int) -> None:
+        """Match the in-body failures whose neighbourhood has been read (all if ``upto`` < 0)."""
+        waiting = []
+        for index, detail, psnr in self.pending:
+            if upto >= 0 and index + NEAR_INBODY > upto:
+                waiting.append((index, detail, psnr))
+                continue
+            near = {i: d for i, d in self.recent if abs(i - index) <= NEAR_INBODY}
+            corr = _best_match(detail, near)[0] if index >= 0 else 0.0
+            self.altered.append((index, detail, psnr, corr))
+        self.pending = waiting
 
 
 def verify(
@@ -293,6 +315,7 @@ def verify(
             report.frames_checked += 1
             if progress:
                 progress(frame.index + 1, src_info.frame_count)
+        evidence.settle(-1)
         extra = 0
         for out in outputs:
             extra += 1
@@ -371,16 +394,18 @@ def _compare(
     a, b = _gray(frame, THUMB_WIDTH), _gray(out, THUMB_WIDTH)
     if a is None or b is None:
         return  # an undecodable original frame is hidden, above
+    evidence.recent.append((frame.index, _detail(a)))
     _, psnr, _ = frame_similarity(a, b)
     if psnr < INTACT_PSNR_DB:
-        evidence.altered.append((frame.index, _detail(b), psnr))
+        evidence.pending.append((frame.index, _detail(b), psnr))
+    evidence.settle(frame.index)
 
 
 def _check_extra(out: Frame, evidence: _Evidence) -> None:
     """A frame past the expected end may be an original out-of-body frame put back."""
     thumb = _gray(out, THUMB_WIDTH)
     if thumb is not None:
-        evidence.altered.append((-1, _detail(thumb), 0.0))
+        evidence.altered.append((-1, _detail(thumb), 0.0, 0.0))
 
 
 def _thumb_size(form: npt.NDArray[np.float32]) -> tuple[int, int]:
@@ -409,12 +434,12 @@ def _explain(evidence: _Evidence, labels: Labels, report: VerifyReport) -> None:
         else:
             report.add(f"frame {index}: out of body but not anonymized: {why}")
     every = sorted(evidence.originals)
-    for index, detail, psnr in evidence.altered:
+    for index, detail, psnr, inbody_corr in evidence.altered:
         corr, shown, how = _best_match(
             detail, {i: evidence.originals[i] for i in _candidates(every, max(index, 0))}
         )
         where = f"frame {index}" if index >= 0 else "an extra output frame"
-        if corr >= LEAK_CORRELATION:
+        if corr >= LEAK_CORRELATION and corr > inbody_corr:
             report.add(
                 f"{where}: a leak: shows out-of-body frame {shown} of the original"
                 f"{f' ({how})' if how else ''} (corr {corr:.2f})"
