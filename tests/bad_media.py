@@ -108,6 +108,28 @@ def _concat_list(folder: Path) -> Path:
     return path
 
 
+def _huge_mjpeg(side: int) -> Callable[[Path], Path]:
+    """An MJPEG AVI whose headers (stream and every JPEG) declare ``side``×``side`` frames."""
+
+    def build(folder: Path) -> Path:
+        small = write_clip(
+            folder / "small.avi", 5, size=(64, 48), codec="mjpeg", pix_fmt="yuvj420p"
+        )
+        data = bytearray(small.read_bytes())
+        small.unlink()
+        pos = data.find(b"\xff\xc0")  # each JPEG's start of frame: height, then width
+        while pos != -1:
+            data[pos + 5 : pos + 9] = side.to_bytes(2, "big") * 2
+            pos = data.find(b"\xff\xc0", pos + 2)
+        strf = data.find(b"strf")  # the stream's BITMAPINFOHEADER: width, then height
+        data[strf + 12 : strf + 20] = side.to_bytes(4, "little") * 2
+        path = folder / f"huge{side}.avi"
+        path.write_bytes(bytes(data))
+        return path
+
+    return build
+
+
 BAD_INPUTS: dict[str, tuple[Callable[[Path], Path], str]] = {
     "missing": (_missing, "no such file"),
     "directory": (_directory, "is a folder"),
@@ -120,6 +142,9 @@ BAD_INPUTS: dict[str, tuple[Callable[[Path], Path], str]] = {
     "hls-playlist": (_playlist, "not a video type"),
     "hls-playlist-named-mp4": (_playlist_named_mp4, "refers to other files"),
     "concat-list-named-mp4": (_concat_list, "refers to other files"),
+    # Damaged headers declaring absurd sizes: named as the input's fault, not memory's.
+    "mjpeg-16000x16000": (_huge_mjpeg(16000), "declares 16000x16000 frames"),
+    "mjpeg-65000x65000": (_huge_mjpeg(65000), "declares no usable frame size (0x0)"),
 }
 
 

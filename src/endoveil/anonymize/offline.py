@@ -31,7 +31,7 @@ from endoveil.detect.formats import LABEL_FORMATS, LabelsFormat, labels_text
 from endoveil.detect.labels import Labels
 from endoveil.detect.scan import Progress, scan_video
 from endoveil.detect.temporal import TemporalParams
-from endoveil.errors import LabelsFormatError, OutputError
+from endoveil.errors import LabelsFormatError, MediaError, OutputError
 from endoveil.media.audio import add_audio
 from endoveil.media.probe import VideoInfo, probe
 from endoveil.media.remux import fast_mode_blocker
@@ -208,9 +208,29 @@ def run_pipeline(
         labels: use these labels (checked against the video) instead of running the model.
         progress: called with (frames done, total) within each stage.
         stage: called with the name of each stage as it starts ("detect", "write").
+
+    Raises:
+        MediaError: the input cannot be read, or decoding it exhausts memory (named as the
+            input's fault: a damaged frame header, usually).
     """
+    try:
+        return _run_pipeline(Path(input_path), out_dir, config, classifier, labels, progress, stage)
+    except MemoryError as exc:  # includes PyAV's av.error.MemoryError
+        raise MediaError(
+            "ran out of memory decoding it (a damaged or oversized frame?)", path=input_path
+        ) from exc
+
+
+def _run_pipeline(
+    input_path: Path,
+    out_dir: Path,
+    config: PipelineConfig,
+    classifier: Classifier | None,
+    labels: Labels | None,
+    progress: Progress | None,
+    stage: StageCallback | None,
+) -> FileResult:
     started = time.perf_counter()
-    input_path = Path(input_path)
     targets = output_paths(input_path, out_dir, config)
     for target in targets:
         if target.resolve() == input_path.resolve():

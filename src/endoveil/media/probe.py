@@ -14,7 +14,19 @@ from endoveil.errors import MediaError
 from endoveil.media.inputs import open_input
 from endoveil.media.nal import H264_IDR, H264_SLICE, iter_nals, length_size_of, nal_type
 
-__all__ = ["PacketInfo", "VideoInfo", "open_input", "probe"]
+__all__ = [
+    "MAX_FRAME_PIXELS",
+    "MAX_FRAME_SIDE",
+    "PacketInfo",
+    "VideoInfo",
+    "check_frame_size",
+    "open_input",
+    "probe",
+]
+
+# Far above any surgical camera (8K UHD is 7680x4320, 33 million pixels), within libx264's.
+MAX_FRAME_SIDE = 16384
+MAX_FRAME_PIXELS = 8192 * 8192
 
 
 @dataclass(frozen=True)
@@ -100,6 +112,7 @@ def probe(path: Path | str) -> VideoInfo:
             raise MediaError("has no video stream", path=path)
         stream = container.streams.video[0]
         ctx = stream.codec_context
+        check_frame_size(ctx.width, ctx.height, path)
         packets = _demux_packets(container, stream, path)
         if not packets:
             raise MediaError("has a video stream but no video frames", path=path)
@@ -130,6 +143,28 @@ def probe(path: Path | str) -> VideoInfo:
                 for s in container.streams.video
                 if not s.disposition & av.stream.Disposition.attached_pic
             ),
+        )
+
+
+def check_frame_size(width: int, height: int, path: Path) -> None:
+    """Refuse a declared frame size no camera makes (a damaged header, usually): decoding it
+    would exhaust memory or the encoder's limits far from where the cause can be named.
+
+    Raises:
+        MediaError: no size, wider or taller than `MAX_FRAME_SIDE`, or more than
+            `MAX_FRAME_PIXELS`.
+    """
+    if width <= 0 or height <= 0:
+        # FFmpeg leaves the size unset when it refuses the header's (e.g. 65000x65000).
+        raise MediaError(
+            f"declares no usable frame size ({width}x{height}); is the file damaged?", path=path
+        )
+    if max(width, height) > MAX_FRAME_SIDE or width * height > MAX_FRAME_PIXELS:
+        raise MediaError(
+            f"declares {width}x{height} frames, more than endoveil handles (at most "
+            f"{MAX_FRAME_SIDE} a side and {MAX_FRAME_PIXELS // 1_000_000} million pixels); "
+            "is the file damaged?",
+            path=path,
         )
 
 
