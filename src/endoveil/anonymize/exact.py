@@ -67,6 +67,7 @@ def write_exact(
             fps=info.fps or Fraction(30),
             preset=preset,
             crf=crf,
+            colour=info.colour,
         ) as writer,
     ):
         black = Black()

@@ -277,6 +277,7 @@ class _FastJob:
         encoder.time_base = self.info.time_base
         encoder.framerate = self.info.fps or Fraction(30)
         encoder.flags |= av.codec.context.Flags.bitexact
+        self.info.colour.apply(encoder)  # as `upright` delivers: limited range, source matrix
         # No B-frames keeps the stretch closed; headers before every IDR let decoders switch.
         encoder.options = {
             "preset": self.preset,

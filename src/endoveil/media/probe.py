@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from endoveil.errors import MediaError
+from endoveil.media.colour import ColourTags
 from endoveil.media.inputs import open_input
 from endoveil.media.nal import H264_IDR, H264_SLICE, iter_nals, length_size_of, nal_type
 
@@ -67,6 +68,8 @@ class VideoInfo:
     has_audio: bool
     packets: tuple[PacketInfo, ...] = field(repr=False)
     extradata: bytes | None = field(default=None, repr=False)
+    colour: ColourTags = field(default_factory=ColourTags)
+    """Matrix, primaries and transfer the source declares (outputs carry them on)."""
     video_streams: tuple[int, ...] = ()
     """Indices of every video stream but cover art; endoveil reads the first (``[0]``)."""
 
@@ -138,6 +141,7 @@ def probe(path: Path | str) -> VideoInfo:
             has_audio=bool(container.streams.audio),
             packets=tuple(packets),
             extradata=ctx.extradata,
+            colour=ColourTags.of(ctx),
             video_streams=tuple(
                 s.index
                 for s in container.streams.video

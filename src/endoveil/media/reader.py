@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from endoveil.errors import MediaError
+from endoveil.media.colour import FULL, LIMITED, is_full_range, supported_matrix
 from endoveil.media.probe import VideoInfo, open_input, probe
 
 __all__ = ["Frame", "FrameReader", "to_model_image", "upright"]
@@ -54,21 +55,30 @@ def to_model_image(frame: av.VideoFrame, size: int) -> npt.NDArray[np.uint8]:
 
 
 def upright(frame: av.VideoFrame) -> av.VideoFrame:
-    """The frame as players show it: display-matrix rotation applied, in 8-bit yuv420p with
-    even dimensions (odd sizes lose their last row or column: yuv420p needs even sizes)."""
+    """The frame as players show it: display-matrix rotation applied, in 8-bit limited-range
+    yuv420p with even dimensions (odd sizes lose their last row or column: yuv420p needs even
+    sizes). Full-range levels are converted, the matrix is kept (see `endoveil.media.colour`)."""
     turns = _quarter_turns(frame)
     even = frame.width % 2 == 0 and frame.height % 2 == 0
-    if not turns and even and frame.format.name == "yuv420p":
+    full = is_full_range(frame)
+    if not turns and even and frame.format.name == "yuv420p" and not full:
         return frame
+    src_range = FULL if full else LIMITED
+    matrix = supported_matrix(frame)
     if not turns and even:
-        out = frame.reformat(format="yuv420p")
+        out = frame.reformat(format="yuv420p", src_color_range=src_range, dst_color_range=LIMITED)
     else:
-        rgb = frame.to_ndarray(format="rgb24")
+        rgb = frame.reformat(
+            format="rgb24", src_color_range=src_range, dst_color_range=FULL
+        ).to_ndarray()
         if turns:
             rgb = np.rot90(rgb, turns)
         h, w = rgb.shape[0] & ~1, rgb.shape[1] & ~1
         out = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[:h, :w]), format="rgb24")
-        out = out.reformat(format="yuv420p")
+        out = out.reformat(
+            format="yuv420p", dst_colorspace=matrix, src_color_range=FULL, dst_color_range=LIMITED
+        )
+    out.color_range = LIMITED
     out.pts = frame.pts
     if frame.time_base is not None:  # frames made from arrays (cameras) have none
         out.time_base = frame.time_base

@@ -15,6 +15,7 @@ from types import TracebackType
 import av
 
 from endoveil.errors import OutputError
+from endoveil.media.colour import ColourTags
 from endoveil.media.nal import DECODABLE
 
 __all__ = ["MUXER_OPTIONS", "VideoWriter", "decodable_filter"]
@@ -46,6 +47,8 @@ class VideoWriter:
         format: the muxer (``mp4``; ``mpegts`` or ``flv`` for network pushes, with a URL).
         muxer_options: replace `MUXER_OPTIONS` (e.g. fragmented MP4 for live recordings).
         codec_options: more libx264 options (e.g. ``{"tune": "zerolatency"}``).
+        colour: the matrix, primaries and transfer to flag (the source's); the range is
+            always flagged limited, which is what `upright` delivers.
     """
 
     def __init__(
@@ -61,6 +64,7 @@ class VideoWriter:
         format: str = "mp4",
         muxer_options: dict[str, str] | None = None,
         codec_options: dict[str, str] | None = None,
+        colour: ColourTags | None = None,
     ) -> None:
         self.path = Path(path)
         target = str(path)
@@ -78,6 +82,7 @@ class VideoWriter:
         # least 1/10000); frame pts stay in the caller's, the encoder's.
         self.time_base = time_base
         stream.codec_context.flags |= av.codec.context.Flags.bitexact
+        (colour or ColourTags()).apply(stream.codec_context)
         stream.options = {"preset": preset, "crf": str(crf), **(codec_options or {})}
         self.stream = stream
         try:
