@@ -211,8 +211,8 @@ class _FastJob:
             self.done += len(region.frames)
             return
         encoder = self._encoder()
-        for gop_frames, decode, key_pts in self._chunks(region, hide, keep):
-            frames = _Cursor(self._decoded(gop_frames, key_pts)) if decode else None
+        for gop_frames, decode, key_packet in self._chunks(region, hide, keep):
+            frames = _Cursor(self._decoded(gop_frames, key_packet)) if decode else None
             for index in gop_frames.tolist():
                 if not keep[index]:
                     self.done += 1
@@ -225,15 +225,15 @@ class _FastJob:
     def _chunks(
         self, region: Region, hide: npt.NDArray[np.bool_], keep: npt.NDArray[np.bool_]
     ) -> Iterator[tuple[npt.NDArray[np.int64], bool, int]]:
-        """Runs of GOPs: their frames in order, whether they must be decoded, and the pts of
-        their first keyframe.
+        """Runs of GOPs: their frames in order, whether they must be decoded, and the index of
+        their first keyframe packet.
 
         A GOP is decoded when it shows a kept in-body frame, or a hidden one that no preview
         can stand in for; a GOP that is wholly cut is not even decoded.
         """
         frame_of = np.searchsorted(self.info.frame_pts, [p.pts for p in self.info.packets])
         run: list[npt.NDArray[np.int64]] = []
-        run_decode, run_key = False, 0
+        run_decode, run_key = False, 0  # the run's first keyframe packet
         for gop in region.gops:
             frames = np.sort(frame_of[gop])
             shown = frames[keep[frames]]
@@ -244,7 +244,7 @@ class _FastJob:
                 yield np.concatenate(run), run_decode, run_key
                 run = []
             if not run:
-                run_key = self.info.packets[gop.start].pts
+                run_key = gop.start
             run.append(frames)
             run_decode = decode
         if run:
@@ -287,14 +287,13 @@ class _FastJob:
         return encoder
 
     def _decoded(
-        self, frames: npt.NDArray[np.int64], key_pts: int
+        self, frames: npt.NDArray[np.int64], key_packet: int
     ) -> Iterator[tuple[int, av.VideoFrame]]:
         """Decode ``frames`` (consecutive, in order) as (index, frame), seeking to the keyframe
         they depend on; frames that cannot be decoded are simply not yielded."""
         stream = self._frames_in.streams.video[0]
         lo, hi = int(frames[0]), int(frames[-1])
-        # Leading pictures of an open GOP show before their keyframe: seek early enough.
-        target = min(key_pts, int(self.info.frame_pts[lo]))
+        target = self._seek_target(key_packet, lo)
         try:
             self._frames_in.seek(target, backward=True, any_frame=False, stream=stream)
             stream.codec_context.flush_buffers()
@@ -318,6 +317,23 @@ class _FastJob:
         except av.FFmpegError as exc:
             if not isinstance(exc, av.error.EOFError | av.error.InvalidDataError):
                 raise MediaError(f"cannot decode: {exc}", path=self.info.path) from exc
+
+    def _seek_target(self, key_packet: int, first_frame: int) -> int:
+        """A time to seek to so that decoding reaches ``first_frame`` intact.
+
+        The run's keyframe, unless the run starts with leading pictures (an open GOP: frames
+        shown before their keyframe, predicted from the GOP before it) — then the keyframe
+        before, or they could not be decoded. Demuxers seek by decode time, which B-frames put
+        before the presentation time: the earlier of the two is used.
+        """
+        packets = self.info.packets
+        key = key_packet
+        if int(self.info.frame_pts[first_frame]) < packets[key_packet].pts:
+            earlier = [i for i in range(key_packet) if packets[i].is_keyframe]
+            key = earlier[-1] if earlier else 0
+        packet = packets[key]
+        times = [packet.pts] if packet.dts is None else [packet.pts, packet.dts]
+        return min(*times, int(self.info.frame_pts[first_frame]))
 
     def _mux_encoded(self, packets: list[av.Packet], dts: Iterator[int]) -> None:
         for packet in packets:
