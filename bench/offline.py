@@ -1,61 +1,201 @@
-"""Offline speed: × realtime of labels only, exact mode and fast mode on a 1080p30 60 s clip.
+"""Offline speed beside the decoder's: labels only, exact and fast mode, each as × realtime and
+as a ratio to the reference-frame decode speed of the same clip, measured in the same run.
 
-Run: ``.venv/bin/python bench/offline.py`` (add ``--verify`` to also prove the outputs).
-Each figure is the whole job as a user runs it (probe, detection, writing), measured once
-after a warm-up of the model.
+Run: ``.venv/bin/python bench/offline.py`` (``--verify`` also proves the outputs).
+
+Clips: the synthetic one (1080p30 60 s built from still images, `clip.benchmark_clip`) and
+one made from the real surgical videos of ../shared/data (1080p30, B-frames, 2 s GOP, about
+10% out of body, `clip.surgical_clip`; skipped with the reason where ../shared is absent).
+
+The reference is PyAV decoding only the pictures other pictures refer to (``skip_frame`` =
+NONREF, frame threads): the least any pass that looks at the pictures must decode. Every
+measurement runs in a fresh process (model loaded and warmed up first, as the CLI does before
+its first file) and is repeated ``--repeat`` times, round robin, so that load from other work
+on the machine spreads over all of them; medians are printed.
+
+``--before SRC`` also runs every mode with the endoveil package found under SRC (e.g. an
+older checkout's ``src``), interleaved with this one: before/after figures of the same run.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from clip import SECONDS, benchmark_clip
-from endoveil.anonymize.offline import PipelineConfig, run_pipeline
-from endoveil.anonymize.verify import verify
-from endoveil.detect.classifier import OnnxClassifier
-
-RUNS = {
-    "(a) labels only, default sampling": PipelineConfig(labels_only=True),
-    "(b) exact mode, blur, default preset": PipelineConfig(mode="exact"),
-    "(c) fast mode, blur": PipelineConfig(mode="fast"),
+HERE = Path(__file__).resolve().parent
+MODES = {
+    "labels": "(a) labels only, default sampling",
+    "exact": "(b) exact mode, blur, default preset",
+    "fast": "(c) fast mode, blur",
 }
+
+
+def reference_decode_s(clip: Path) -> float:
+    """Seconds PyAV takes to decode the clip's reference pictures (skip_frame NONREF)."""
+    import av
+
+    started = time.perf_counter()
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        stream.codec_context.skip_frame = "NONREF"
+        for _ in container.decode(stream):
+            pass
+    return time.perf_counter() - started
+
+
+def run_mode(clip: Path, mode: str, verify: bool) -> dict[str, object]:
+    """One whole job on ``clip`` as a user runs it (the model already loaded)."""
+    import numpy as np
+
+    from endoveil.anonymize.offline import PipelineConfig, run_pipeline
+    from endoveil.detect.classifier import OnnxClassifier
+
+    config = {
+        "labels": PipelineConfig(labels_only=True),
+        "exact": PipelineConfig(mode="exact"),
+        "fast": PipelineConfig(mode="fast"),
+    }[mode]
+    classifier = OnnxClassifier()
+    classifier.score(np.zeros((1, classifier.input_size, classifier.input_size, 3), np.uint8))
+    with tempfile.TemporaryDirectory() as out:
+        result = run_pipeline(clip, Path(out), config, classifier)
+        facts: dict[str, object] = {
+            "elapsed_s": result.elapsed_s,
+            "duration_s": result.labels.video.duration_s,
+            "segments": len(result.labels.segments),
+            "oob_s": result.labels.oob_seconds,
+            "scored": len(result.labels),
+            "p_out_sha": _digest(result.labels),
+        }
+        if result.render is not None:
+            facts["mode_used"] = result.mode
+            facts["reencoded"] = result.render.inbody_frames_reencoded
+        if verify and result.video_path is not None:
+            from endoveil.anonymize.verify import verify as verify_files
+
+            report = verify_files(clip, result.video_path, result.labels)
+            facts["verify"] = "OK" if report.ok else str(report.problems[:3])
+    return facts
+
+
+def _digest(labels: object) -> str:
+    """A fingerprint of which frames were scored and their scores: before and after must agree."""
+    import hashlib
+
+    index, p_out = labels.index, labels.p_out  # type: ignore[attr-defined]
+    return hashlib.sha256(index.tobytes() + p_out.tobytes()).hexdigest()[:12]
+
+
+def _in_process(args: list[str], src: Path | None) -> dict[str, object]:
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(src), str(HERE)])
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--worker", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"worker {args} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _clips(which: str) -> list[tuple[str, Path | None, str]]:
+    from clip import benchmark_clip, surgical_clip
+
+    clips: list[tuple[str, Path | None, str]] = []
+    if which in ("all", "surgical"):
+        path, origin = surgical_clip()
+        clips.append(("surgical", path, origin))
+    if which in ("all", "synthetic"):
+        path, origin = benchmark_clip()
+        clips.append(("synthetic", path, origin))
+    return clips
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--verify", action="store_true", help="verify each output video")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each (medians shown)")
+    parser.add_argument("--clip", choices=("all", "surgical", "synthetic"), default="all")
+    parser.add_argument("--modes", default="labels,exact,fast", help="comma-separated")
+    parser.add_argument("--before", type=Path, help="also run the endoveil package under SRC")
+    parser.add_argument("--worker", nargs=3, metavar=("KIND", "CLIP", "MODE"), help="internal")
     args = parser.parse_args()
 
-    t0 = time.perf_counter()
-    clip, origin = benchmark_clip()
-    print(f"clip: {clip.name} ({origin}), ready in {time.perf_counter() - t0:.0f} s")
-    classifier = OnnxClassifier()
-    classifier.score(
-        __import__("numpy").zeros((1, classifier.input_size, classifier.input_size, 3), "uint8")
-    )
-    for name, config in RUNS.items():
-        with tempfile.TemporaryDirectory() as out:
-            result = run_pipeline(clip, Path(out), config, classifier)
-            speed = SECONDS / result.elapsed_s
-            extra = ""
-            if result.render is not None:
-                extra = (
-                    f", mode {result.mode}, in-body frames re-encoded "
-                    f"{result.render.inbody_frames_reencoded}"
-                )
-            print(
-                f"{name}: {speed:5.1f}× realtime ({result.elapsed_s:.1f} s), "
-                f"{len(result.labels.segments)} OOB segment(s), "
-                f"{result.labels.oob_seconds:.1f} s hidden{extra}"
-            )
-            if args.verify and result.video_path is not None:
-                report = verify(clip, result.video_path, result.labels)
-                print(f"    verify: {'OK' if report.ok else report.problems[:3]}")
+    if args.worker:
+        kind, clip, mode = args.worker
+        if kind == "decode":
+            print(json.dumps({"elapsed_s": reference_decode_s(Path(clip))}))
+        else:
+            print(json.dumps(run_mode(Path(clip), mode, args.verify)))
+        return 0
+
+    modes = [m for m in args.modes.split(",") if m]
+    versions: list[tuple[str, Path | None]] = [("after", None)]
+    if args.before is not None:
+        versions.insert(0, ("before", args.before.resolve()))
+    load = os.getloadavg()[0]
+    print(f"load average at start: {load:.1f} on {os.cpu_count()} cores")
+    for name, clip, origin in _clips(args.clip):
+        if clip is None:
+            print(f"{name} clip: {origin}")
+            continue
+        print(f"\n{name} clip: {clip.name} ({origin})")
+        runs: dict[str, list[dict[str, object]]] = {}
+        for _ in range(args.repeat):  # round robin: load spreads over every series
+            runs.setdefault("decode", []).append(_in_process(["decode", str(clip), "-"], None))
+            for mode in modes:
+                for version, src in versions:
+                    worker = ["run", str(clip), mode]
+                    facts = _in_process(worker + (["--verify"] if args.verify else []), src)
+                    runs.setdefault(f"{mode}/{version}", []).append(facts)
+        _report(runs, modes, versions)
+    print(f"\nload average at end: {os.getloadavg()[0]:.1f}")
     return 0
+
+
+def _report(
+    runs: dict[str, list[dict[str, object]]],
+    modes: list[str],
+    versions: list[tuple[str, Path | None]],
+) -> None:
+    decode = statistics.median(float(r["elapsed_s"]) for r in runs["decode"])  # type: ignore[arg-type]
+    first = next(iter(v for k, v in runs.items() if k != "decode"), None)
+    duration = float(first[0]["duration_s"]) if first else 0.0  # type: ignore[arg-type]
+    print(
+        f"reference-frame decode (PyAV, skip_frame NONREF): {duration / decode:5.1f}× realtime "
+        f"({decode:.2f} s, median of {len(runs['decode'])})"
+    )
+    for mode in modes:
+        for version, _src in versions:
+            series = runs[f"{mode}/{version}"]
+            elapsed = statistics.median(float(r["elapsed_s"]) for r in series)  # type: ignore[arg-type]
+            last = series[-1]
+            each = ", ".join(f"{float(r['elapsed_s']):.2f}" for r in series)  # type: ignore[arg-type]
+            label = f"{MODES[mode]}{' [' + version + ']' if len(versions) > 1 else ''}"
+            extra = ""
+            if "mode_used" in last:
+                extra = f", mode {last['mode_used']}, in-body frames re-encoded {last['reencoded']}"
+            if "verify" in last:
+                extra += f", verify {last['verify']}"
+            print(
+                f"{label}: {duration / elapsed:5.1f}× realtime ({elapsed:.2f} s, runs "
+                f"{each}), "
+                f"{decode / elapsed:.2f} of the decode speed; {last['segments']} OOB segment(s), "
+                f"{float(last['oob_s']):.1f} s hidden, {last['scored']} frames scored "  # type: ignore[arg-type]
+                f"[scores {last['p_out_sha']}]{extra}"
+            )
 
 
 if __name__ == "__main__":

@@ -90,6 +90,10 @@ class OnnxClassifier:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
+        # Idle pool threads sleep instead of spinning: the model always shares the cores with
+        # decoding (and encoding, and live capture), and spinning took CPU from them (offline
+        # detection ran about 15% slower with it, measured side by side).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         try:
             self._session = ort.InferenceSession(

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from av.video.reformatter import VideoReformatter
 
+from endoveil.detect.batches import BatchScorer
 from endoveil.detect.classifier import Classifier
 from endoveil.detect.labels import Labels, VideoSummary
 from endoveil.detect.temporal import TemporalParams, postprocess
@@ -78,38 +80,32 @@ def scan_video(
 
     index: list[int] = []
     p_out: list[float] = []
-    batch_index: list[int] = []
-    batch_images: list[np.ndarray] = []
-
-    def flush() -> None:
-        if batch_images:
-            scores = classifier.score(np.stack(batch_images))
-            index.extend(batch_index)
-            p_out.extend(scores.tolist())
-            batch_index.clear()
-            batch_images.clear()
 
     # Score the first decoded frame at or after every sampling point; with sampling, pictures
-    # nothing refers to are not even decoded.
+    # nothing refers to are not even decoded. The model scores one batch in a worker thread
+    # while the next is decoded; batches are cut exactly where scoring in line cut them.
     next_sample = 0
-    with FrameReader(path, info, skip_nonref=every > 1) as reader:
+    reformatter = VideoReformatter()
+    with (
+        FrameReader(path, info, skip_nonref=every > 1) as reader,
+        BatchScorer(classifier, BATCH_SIZE) as scorer,
+    ):
         for frame in reader:
             if frame.video_frame is not None and frame.index >= next_sample:
-                image = to_model_image(frame.video_frame, classifier.input_size)
+                image = to_model_image(frame.video_frame, classifier.input_size, reformatter)
                 if on_scored:
                     on_scored(frame.index, image)
-                batch_index.append(frame.index)
-                batch_images.append(image)
+                scorer.add(frame.index, image)
                 next_sample = frame.index + every
-                if len(batch_images) >= BATCH_SIZE:
-                    flush()
             elif frame.video_frame is None and not frame.skipped:
-                flush()
+                scorer.flush()
                 index.append(frame.index)
                 p_out.append(1.0)
             if progress:
                 progress(frame.index + 1, info.frame_count)
-        flush()
+        for batch in scorer.finish():
+            index.extend(batch.index)
+            p_out.extend(batch.p_out.tolist())
         undecodable = reader.undecodable
 
     order = np.argsort(index, kind="stable")

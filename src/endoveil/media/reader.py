@@ -15,6 +15,7 @@ from types import TracebackType
 import av
 import numpy as np
 import numpy.typing as npt
+from av.video.reformatter import VideoReformatter
 
 from endoveil.errors import MediaError
 from endoveil.media.colour import FULL, LIMITED, is_full_range, supported_matrix
@@ -46,9 +47,16 @@ class Frame:
         return self.video_frame is not None
 
 
-def to_model_image(frame: av.VideoFrame, size: int) -> npt.NDArray[np.uint8]:
-    """Resize a whole frame to size×size RGB in FFmpeg (area filter), upright."""
-    small = frame.reformat(width=size, height=size, format="rgb24", interpolation="AREA")
+def to_model_image(
+    frame: av.VideoFrame, size: int, reformatter: VideoReformatter | None = None
+) -> npt.NDArray[np.uint8]:
+    """Resize a whole frame to size×size RGB in FFmpeg (area filter), upright.
+
+    ``reformatter``: one kept for a whole video reuses its scaler instead of setting one up
+    per frame (the same pixels, in about half the time); not to be shared between threads.
+    """
+    options = {"width": size, "height": size, "format": "rgb24", "interpolation": "AREA"}
+    small = reformatter.reformat(frame, **options) if reformatter else frame.reformat(**options)
     image = small.to_ndarray()
     turns = _quarter_turns(frame)
     return np.ascontiguousarray(np.rot90(image, turns)) if turns else image

@@ -1,0 +1,106 @@
+"""Score batches of model images in a worker thread while the caller keeps decoding.
+
+ONNX Runtime releases the GIL while it runs, and FFmpeg decodes in its own threads, so on a
+machine with two cores the model can score one batch while the next is being decoded; run
+one after the other, the two costs add up. `BatchScorer` keeps the order and the batch
+boundaries the caller chooses, so the scores are the same as scoring in line.
+
+What a batch yields is `classifier.score`'s output; a per-frame descriptor computed from the
+same images would be one more field of `ScoredBatch`, filled in `_score_batch`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from types import TracebackType
+
+import numpy as np
+import numpy.typing as npt
+
+from endoveil.detect.classifier import Classifier
+
+__all__ = ["BatchScorer", "ScoredBatch"]
+
+# Batches scored or waiting at once: one being scored while the next fills; more would only
+# hold memory (a 32-image batch of 160² is 2.4 MB).
+MAX_IN_FLIGHT = 2
+
+
+@dataclass(frozen=True)
+class ScoredBatch:
+    """The scores of one batch, in the order its frames were added."""
+
+    index: list[int]
+    p_out: npt.NDArray[np.float32]
+
+
+class BatchScorer:
+    """Collects (frame index, model image) pairs into batches and scores them in a thread.
+
+    Args:
+        classifier: the model.
+        batch_size: images per batch (a batch is also cut short by `flush`).
+        overlap: score in a worker thread; False scores in the caller's thread.
+
+    Use as a context manager; `results` drains what is done, `flush` ends the current batch.
+    """
+
+    def __init__(self, classifier: Classifier, batch_size: int, *, overlap: bool = True) -> None:
+        self._classifier = classifier
+        self._batch_size = batch_size
+        self._index: list[int] = []
+        self._images: list[npt.NDArray[np.uint8]] = []
+        self._pending: deque[Future[ScoredBatch]] = deque()
+        self._done: list[ScoredBatch] = []
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="endoveil-score") if overlap else None
+
+    def add(self, index: int, image: npt.NDArray[np.uint8]) -> None:
+        """Queue one image; a full batch is sent to be scored."""
+        self._index.append(index)
+        self._images.append(image)
+        if len(self._images) >= self._batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the images queued so far as one batch (however few)."""
+        if not self._images:
+            return
+        index, images = self._index, np.stack(self._images)
+        self._index, self._images = [], []
+        if self._pool is None:
+            self._done.append(self._score_batch(index, images))
+            return
+        while len(self._pending) >= MAX_IN_FLIGHT:
+            self._done.append(self._pending.popleft().result())
+        self._pending.append(self._pool.submit(self._score_batch, index, images))
+
+    def finish(self) -> list[ScoredBatch]:
+        """Score what is left; every batch's result, in order (errors are raised here)."""
+        self.flush()
+        while self._pending:
+            self._done.append(self._pending.popleft().result())
+        done, self._done = self._done, []
+        return done
+
+    def _score_batch(self, index: list[int], images: npt.NDArray[np.uint8]) -> ScoredBatch:
+        return ScoredBatch(index, self._classifier.score(images))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            for future in self._pending:
+                future.cancel()
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def __enter__(self) -> BatchScorer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
