@@ -198,14 +198,17 @@ def test_oversize_upload_refused_before_reading(client: TestClient) -> None:
 def test_single_video_unattended(client: TestClient, root: Path, settle: Settle) -> None:
     settings = {**FAST, "unattended": True, "action": "black"}
     made = client.post("/api/work", json={"path": "clip.mp4", "settings": settings}).json()
-    jobs = settle(client)
-    assert [j["kind"] for j in jobs] == ["export", "detect"]
-    assert all(j["status"] == "done" for j in jobs), jobs
-    result = jobs[0]["result"]
-    assert result["verified"] is True and result["reviewed"] is False
-    assert Path(result["video"]) == root / "endoveil-output" / "clip.anonymized.mp4"
-    review = client.get(f"/api/reviews/{made['reviews'][0]}").json()
-    assert review["status"] == "exported"
+    assert made["reviews"] == []
+    (job,) = settle(client)
+    assert job["kind"] == "batch" and job["status"] == "done", job
+    ((case,),) = [job["result"]["cases"]]
+    assert case["verified"] is True
+    # The output is named by its pseudonym, never after the input.
+    outputs = [p.name for p in (root / "endoveil-output").iterdir()]
+    assert any(n.endswith(".anonymized.mp4") for n in outputs)
+    assert not any("clip" in n for n in outputs), outputs
+    (row,) = read_rows(root / "endoveil-mapping-log.csv")
+    assert row["case"] == "clip.mp4" and json.loads(row["original_files"]) == ["clip.mp4"]
 
 
 def test_unattended_batch(client: TestClient, root: Path, settle: Settle) -> None:
@@ -223,7 +226,7 @@ def test_unattended_batch(client: TestClient, root: Path, settle: Settle) -> Non
 def test_work_errors_in_plain_words(client: TestClient, root: Path) -> None:
     (root / "empty").mkdir()
     response = client.post("/api/work", json={"path": "empty"})
-    assert response.status_code == 400 and "no case folders" in response.json()["detail"]
+    assert response.status_code == 422 and "no videos in it" in response.json()["detail"]
     assert client.post("/api/work", json={"path": "missing.mp4"}).status_code == 404
     response = client.post("/api/work", json={"path": "clip.mp4", "settings": {"threshold": 2}})
     assert response.status_code == 422 and "threshold" in response.json()["detail"]
@@ -261,13 +264,42 @@ def test_failed_export_is_reported_and_resumable(
     job = client.post("/api/reviews/1/export").json()["job"]
     failed = {j["id"]: j for j in settle(client)}[job]
     assert failed["status"] == "failed"
-    assert "exists" in failed["error"] and "Traceback" not in failed["error"]
+    # In the GUI's words (a button), not the CLI's ("--force").
+    assert "already in the output folder" in failed["error"] and "Replace" in failed["error"]
+    assert "--force" not in failed["error"] and "Traceback" not in failed["error"]
     assert client.get("/api/reviews/1").json()["status"] == "ready"
     (out / f"{pseudonym}.labels.json").unlink()
     assert client.post(f"/api/jobs/{job}/resume").status_code == 200
     assert {j["id"]: j for j in settle(client)}[job]["status"] == "done"
     assert client.post(f"/api/jobs/{job}/resume").status_code == 409
     assert client.post(f"/api/jobs/{job}/cancel").status_code == 409
+
+
+def test_replace_the_earlier_export_and_clear_the_queue(
+    client: TestClient, root: Path, settle: Settle
+) -> None:
+    detect_cases(client, root, settle)
+    first = client.post("/api/reviews/1/export").json()["job"]
+    done = {j["id"]: j for j in settle(client)}[first]["result"]
+    earlier = client.get("/api/reviews/1").json()["earlier_export"]
+    assert sorted(earlier) == sorted([done["video"], done["labels"]])
+    # Fix the review, export again: refused without asking, replaced when asked.
+    client.put("/api/reviews/1/segments", json={"segments": [{"start_frame": 0, "end_frame": 60}]})
+    again = client.post("/api/reviews/1/export").json()["job"]
+    assert {j["id"]: j for j in settle(client)}[again]["status"] == "failed"
+    replaced = client.post("/api/reviews/1/export", json={"replace": True}).json()["job"]
+    jobs = {j["id"]: j for j in settle(client)}
+    assert jobs[replaced]["status"] == "done" and jobs[replaced]["title"].startswith("re-export")
+    labels = Labels.load(Path(jobs[replaced]["result"]["labels"]))
+    assert [(s.start_frame, s.end_frame) for s in labels.segments] == [(0, 60)]
+    assert jobs[replaced]["result"]["mapping_log"] == str(root / "endoveil-mapping-log.csv")
+    summary = client.get(f"/api/jobs/{replaced}/summary").json()
+    assert summary["verify"]["ok"] is True and summary["hidden"][0]["frames"] == 60
+    assert summary["output"]["frames_written"] == 100 and summary["mapping_log"]
+    # The queue is cleared of finished and failed jobs; running ones would stay.
+    assert client.delete("/api/jobs/finished").json() == {"cleared": len(jobs)}
+    assert client.get("/api/jobs").json() == []
+    assert client.get("/api/reviews/1").json()["status"] == "exported"
 
 
 def test_delete_review(

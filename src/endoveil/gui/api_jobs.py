@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -9,6 +10,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import FileResponse
 
+from endoveil.detect.labels import Labels
+from endoveil.errors import EndoveilError
+from endoveil.gui.security import PathRefused
 from endoveil.gui.state import GuiState, RowId, gui, require_token
 from endoveil.gui.store import Job, Store
 
@@ -39,6 +43,12 @@ def _job_or_404(state: GuiState, job_id: int) -> Job:
 def list_jobs(state: State) -> list[dict[str, Any]]:
     """Every job, newest first, with its progress (stage, frames done, fps, ETA)."""
     return [asdict(job) for job in state.store.jobs()]
+
+
+@router.delete("/finished", dependencies=[Depends(require_token)])
+def clear_finished(state: State) -> dict[str, Any]:
+    """Clear the queue of finished and failed jobs (reviews, outputs and reports stay)."""
+    return {"cleared": state.store.delete_finished()}
 
 
 @router.get("/{job_id}", dependencies=[Depends(require_token)])
@@ -84,3 +94,48 @@ def job_report(job_id: RowId, state: State) -> FileResponse:
     if not path.is_file():
         raise HTTPException(404, "the report file is gone")
     return FileResponse(path, media_type="application/json")
+
+
+@router.get("/{job_id}/summary", dependencies=[Depends(require_token)])
+def job_summary(job_id: RowId, state: State) -> dict[str, Any]:
+    """What the report page shows: what was hidden, the verification, what was re-encoded,
+    where the output and the mapping log are."""
+    job = _job_or_404(state, job_id)
+    result = job.result
+    summary: dict[str, Any] = {
+        "job": asdict(job),
+        "verify": None,
+        "hidden": [],
+        "output": {},
+        "mapping_log": result.get("mapping_log")
+        or job.params.get("settings", {}).get("mapping_log"),
+    }
+    report = result.get("report")
+    if report and job.kind == "export":
+        path = Path(report)
+        if path.resolve().is_relative_to(state.settings.data_dir.resolve()) and path.is_file():
+            summary["verify"] = json.loads(path.read_text(encoding="utf-8"))
+    labels_file = result.get("labels")
+    if labels_file and job.kind == "export":
+        try:
+            labels = Labels.load(state.roots.resolve(labels_file))
+        except (PathRefused, EndoveilError, OSError, ValueError):
+            labels = None
+        if labels is not None:
+            summary["hidden"] = [
+                {
+                    "start_s": round(seg.start_s, 3),
+                    "end_s": round(seg.end_s, 3),
+                    "frames": seg.end_frame - seg.start_frame,
+                }
+                for seg in labels.segments
+            ]
+            summary["output"] = {
+                **labels.extra.get("output", {}),
+                "frames_total": labels.video.frame_count,
+                "duration_s": labels.video.duration_s,
+                "reviewed": bool(labels.extra.get("reviewed")),
+            }
+    if job.review_id is not None and (review := state.store.review(job.review_id)):
+        summary["review"] = {"id": review.id, "title": review.title, "pseudonym": review.pseudonym}
+    return summary

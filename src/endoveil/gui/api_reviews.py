@@ -18,10 +18,11 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
 
 from endoveil.detect.formats import read_frame_mask
-from endoveil.detect.labels import Labels, mask_from_segments, segments_from_mask
+from endoveil.detect.labels import Labels, Segment, mask_from_segments, segments_from_mask
 from endoveil.errors import EndoveilError
 from endoveil.gui.state import GuiState, RowId, gui, require_media, require_token
 from endoveil.gui.store import Review, now_utc
+from endoveil.gui.tasks import export_targets, model_boundaries
 from endoveil.gui.thumbs import browser_playable, frame_jpeg
 
 __all__ = ["router"]
@@ -47,7 +48,8 @@ def _summary(review: Review) -> dict[str, Any]:
     }
 
 
-def _segments(labels: Labels) -> list[dict[str, Any]]:
+def _segments(labels: Labels | tuple[Segment, ...]) -> list[dict[str, Any]]:
+    segments = labels.segments if isinstance(labels, Labels) else labels
     return [
         {
             "start_frame": s.start_frame,
@@ -55,7 +57,7 @@ def _segments(labels: Labels) -> list[dict[str, Any]]:
             "start_s": s.start_s,
             "end_s": s.end_s,
         }
-        for s in labels.segments
+        for s in segments
     ]
 
 
@@ -97,6 +99,9 @@ def get_review(review_id: RowId, state: State) -> dict[str, Any]:
         playable=playable,
         not_playable_because=why,
         video_url=state.signer.sign(f"/api/reviews/{review.id}/video"),
+        model_segments=_segments(model_boundaries(detected, info)),
+        earlier_export=[str(p) for p in export_targets(review) if p.exists()],
+        mapping_log=review.settings.get("mapping_log", ""),
     )
     return detail
 
@@ -217,9 +222,15 @@ async def import_labels(review_id: RowId, file: UploadFile, state: State) -> dic
     }
 
 
+class ExportBody(BaseModel):
+    replace: bool = False
+    """Replace the earlier export of this case (its files are deleted first)."""
+
+
 @router.post("/{review_id}/export", dependencies=[Depends(require_token)])
-def export_review(review_id: RowId, state: State) -> dict[str, Any]:
+def export_review(review_id: RowId, state: State, body: ExportBody | None = None) -> dict[str, Any]:
     """The user's go: export with the reviewed labels (as detected, if nothing was changed)."""
+    replace_earlier = body is not None and body.replace
     review = state.review_or_404(review_id)
     if review.status not in EDITABLE:
         raise HTTPException(409, f"the review is {review.status}; it cannot be exported now")
@@ -234,7 +245,8 @@ def export_review(review_id: RowId, state: State) -> dict[str, Any]:
         }
         replace(detected, extra=extra).save(review.reviewed_labels)
     state.store.update_review(review.id, status="exporting")
-    job = state.store.add_job("export", f"export {review.title}", {}, review.id)
+    title = f"{'re-export' if replace_earlier else 'export'} {review.title}"
+    job = state.store.add_job("export", title, {"replace": replace_earlier}, review.id)
     state.runner.wake()
     return {"job": job.id}
 

@@ -22,12 +22,13 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from endoveil import __version__
-from endoveil.cases import discover_cases, natural_key
-from endoveil.cases.mapping_log import check_log_location, check_outside_output
+from endoveil.cases import Case, natural_key
+from endoveil.cases.mapping_log import check_log_location, check_outside_output, read_rows
 from endoveil.cases.pseudonym import hmac_pseudonym, load_secret, uuid_pseudonym
 from endoveil.detect.classifier import default_model_path
-from endoveil.errors import EndoveilError, MediaError
+from endoveil.errors import EndoveilError
 from endoveil.gui import api_jobs, api_live, api_reviews
+from endoveil.gui.choose import NotAnInput, choose_cases
 from endoveil.gui.jobs import JobRunner
 from endoveil.gui.live import LiveManager
 from endoveil.gui.security import PathRefused, Roots, check_secret
@@ -36,7 +37,7 @@ from endoveil.gui.state import GuiState, gui, require_token
 from endoveil.gui.store import Store
 from endoveil.gui.tasks import Tasks
 from endoveil.gui.thumbs import ProbeCache
-from endoveil.media.inputs import VIDEO_SUFFIXES, check_video_suffix
+from endoveil.media.inputs import VIDEO_SUFFIXES
 
 __all__ = ["create_app"]
 
@@ -293,7 +294,10 @@ def list_folder(state: State, path: str | None = None) -> dict[str, Any]:
 class WorkBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    path: str
+    paths: list[str] = []
+    """Videos, case folders and archives of case folders, chosen together."""
+    path: str = ""
+    """One item (kept for scripts written against the first API)."""
     settings: dict[str, Any] = {}
 
 
@@ -328,63 +332,112 @@ def _secret(work: WorkSettings) -> bytes | None:
         raise HTTPException(400, str(exc)) from exc
 
 
+Known = dict[frozenset[str], str]
+
+
+def _case_key(case: Case) -> frozenset[str]:
+    """A case is the same case when it has the same segment files (however it was chosen)."""
+    return frozenset(os.path.abspath(s) for s in case.segments)
+
+
+def _known_cases(state: GuiState, log: Path) -> Known:
+    """Segment files -> pseudonym, for every case this GUI or the mapping log has seen."""
+    known: Known = {}
+    try:
+        for row in read_rows(log):
+            files = json.loads(row["original_files"])
+            key = frozenset(os.path.abspath(Path(row["case_folder"]) / f) for f in files)
+            known[key] = row["pseudonym"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # an unreadable log is refused when the export appends to it
+    for review in state.store.reviews():
+        if review.pseudonym:
+            known[frozenset(os.path.abspath(s) for s in review.segments)] = review.pseudonym
+    return known
+
+
+def _pseudonym(case: Case, secret: bytes | None, work: WorkSettings) -> str:
+    if work.keep_names:
+        return Path(case.case_id).stem  # asked for: outputs carry the input's name
+    return hmac_pseudonym(secret, case.case_id) if secret else uuid_pseudonym()
+
+
+def _seen_before(case: Case, earlier: str, name: str, work: WorkSettings) -> str:
+    if work.keep_names or earlier == name:
+        return f"{case.case_id} was chosen before: it keeps its name {name}"
+    return (
+        f"{case.case_id} was chosen before (as {earlier}): random (UUID) pseudonyms differ "
+        f"on every run, so it now gets a second one ({name}). Choose keyed (HMAC) "
+        "pseudonyms to keep one per patient."
+    )
+
+
 def add_work(body: WorkBody, state: State) -> dict[str, Any]:
-    """Queue a video or a folder of cases: detection for review, or an unattended batch."""
-    path = state.roots.resolve(body.path)
-    if not path.exists():
-        raise HTTPException(404, f"{body.path}: no such file or folder")
+    """Queue videos, case folders and archives of cases: detection for review, or an
+    unattended batch. Outputs are never taken as inputs; a case seen before is named."""
+    given = [*body.paths, *([body.path] if body.path else [])]
+    if not given:
+        raise HTTPException(422, "choose at least one video or folder")
+    items = []
+    for text in given:
+        item = state.roots.resolve(text)
+        if not item.exists():
+            raise HTTPException(404, f"{text}: no such file or folder")
+        items.append(item)
     work = _work_settings(state, body.settings)
     secret = _secret(work)
+    try:
+        chosen = choose_cases(items, Path(work.output))
+    except NotAnInput as exc:
+        raise HTTPException(422, str(exc)) from exc
+    for case in chosen.cases:
+        for segment in case.segments:
+            try:  # a linked segment must not smuggle in a video from outside the roots
+                state.roots.resolve(segment)
+            except PathRefused as exc:
+                raise HTTPException(
+                    403, f"{case.case_id}: a segment lies outside the allowed folders"
+                ) from exc
     store, settings = state.store, work.model_dump()
+    known = _known_cases(state, Path(work.mapping_log))
+    warnings: list[str] = list(chosen.skipped)
     reviews: list[int] = []
     jobs: list[int] = []
-    if path.is_file():
-        try:
-            check_video_suffix(path)
-        except MediaError as exc:
-            raise HTTPException(422, exc.message) from exc
+    if work.unattended:
+        for case in chosen.cases:
+            earlier = known.get(_case_key(case))
+            if earlier:
+                warnings.append(f"{case.case_id} was chosen before (as {earlier})")
+        params = {"cases": [_case_dict(c) for c in chosen.cases], "settings": settings}
+        title = f"batch of {len(chosen.cases)} case(s)"
+        jobs.append(store.add_job("batch", title, params).id)
+    for case in [] if work.unattended else chosen.cases:
+        name = _pseudonym(case, secret, work)
+        earlier = known.get(_case_key(case))
+        warning = _seen_before(case, earlier, name, work) if earlier else ""
+        if warning:
+            warnings.append(warning)
+        known[_case_key(case)] = name
         review = store.add_review(
-            kind="video",
-            source=str(path),
-            title=path.name,
-            segments=[str(path)],
-            pseudonym="",
+            kind="case",
+            source=str(case.folder),
+            title=case.case_id,
+            segments=[str(s) for s in case.segments],
+            pseudonym=name,
             work_root=state.work_root,
             settings=settings,
         )
+        if warning:
+            store.update_review(review.id, result={"warning": warning})
         reviews.append(review.id)
-        jobs.append(store.add_job("detect", f"detect {path.name}", {}, review.id).id)
-    else:
-        cases = discover_cases(path).cases
-        for case in cases:
-            for segment in case.segments:
-                try:  # a linked segment must not smuggle in a video from outside the roots
-                    state.roots.resolve(segment)
-                except PathRefused as exc:
-                    raise HTTPException(
-                        403, f"{case.case_id}: a segment lies outside the allowed folders"
-                    ) from exc
-        if not cases:
-            raise HTTPException(
-                400, f"{path.name}: no case folders with videos in it (one sub-folder per case)"
-            )
-        if work.unattended:
-            params = {"folder": str(path), "settings": settings}
-            jobs.append(
-                store.add_job("batch", f"batch {path.name} ({len(cases)} cases)", params).id
-            )
-        for case in [] if work.unattended else cases:
-            name = hmac_pseudonym(secret, case.case_id) if secret else uuid_pseudonym()
-            review = store.add_review(
-                kind="case",
-                source=str(case.folder),
-                title=case.case_id,
-                segments=[str(s) for s in case.segments],
-                pseudonym=name,
-                work_root=state.work_root,
-                settings=settings,
-            )
-            reviews.append(review.id)
-            jobs.append(store.add_job("detect", f"prepare {case.case_id}", {}, review.id).id)
+        jobs.append(store.add_job("detect", f"prepare {case.case_id}", {}, review.id).id)
     state.runner.wake()
-    return {"reviews": reviews, "jobs": jobs}
+    return {"reviews": reviews, "jobs": jobs, "warnings": warnings}
+
+
+def _case_dict(case: Case) -> dict[str, Any]:
+    return {
+        "case_id": case.case_id,
+        "folder": str(case.folder),
+        "segments": [str(s) for s in case.segments],
+    }

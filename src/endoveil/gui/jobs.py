@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from endoveil.errors import EndoveilError
+from endoveil.errors import EndoveilError, OutputError
 from endoveil.gui.store import Job, Store, now_utc
 
 __all__ = ["JobCancelled", "JobFailed", "JobRunner", "Tracker", "plain_error"]
@@ -49,6 +49,13 @@ class JobFailed(Exception):
 
 def plain_error(exc: BaseException) -> str:
     """One line a clinician can act on, for any error a job may raise."""
+    if isinstance(exc, OutputError) and exc.message.startswith("exists"):
+        # The CLI says "use --force"; here the way out is a button.
+        name = exc.path.name if exc.path else "an output"
+        return (
+            f"{name} is already in the output folder (an earlier export): open the review "
+            "and press “Replace the earlier export…”, or choose another output folder"
+        )
     if isinstance(exc, EndoveilError | JobFailed):
         return str(exc)
     if isinstance(exc, OSError):

@@ -67,6 +67,8 @@ class WorkSettings(BaseModel):
     """The HMAC secret's file (``hmac`` only); else ``$ENDOVEIL_SECRET``."""
     mapping_log: str = ""
     """The mapping log; empty: ``endoveil-mapping-log.csv`` in the first root."""
+    keep_names: bool = False
+    """Name outputs after the input (they may carry patient names); off: pseudonyms."""
     keep_audio: bool = False
     force: bool = False
     unattended: bool = False

@@ -265,6 +265,14 @@ class Store:
             )
             return cursor.rowcount == 1
 
+    def delete_finished(self) -> int:
+        """Forget jobs that are done, failed or cancelled (reviews and outputs stay)."""
+        with self._lock:
+            cursor = self._db.execute(
+                "DELETE FROM jobs WHERE status IN ('done', 'failed', 'cancelled')"
+            )
+            return cursor.rowcount
+
     def cancel_queued(self, job_id: int) -> bool:
         """Cancel a job that has not started; False if it is not queued."""
         with self._lock:

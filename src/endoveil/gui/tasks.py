@@ -9,6 +9,7 @@ package.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Iterator
@@ -23,12 +24,14 @@ from endoveil.atomic import write_text_atomic
 from endoveil.cases import BatchSettings, Case, CaseEntry, discover_cases, run_batch
 from endoveil.cases.pseudonym import load_secret
 from endoveil.cases.report import REPORT_JSON
-from endoveil.detect.labels import Labels
+from endoveil.detect.labels import Labels, Segment
+from endoveil.detect.temporal import TemporalParams, postprocess
 from endoveil.gui.case_review import export_case, prepare_case
 from endoveil.gui.jobs import Handler, JobFailed, Tracker
 from endoveil.gui.security import PathRefused, Roots
 from endoveil.gui.settings import GuiSettings, WorkSettings
 from endoveil.gui.store import Job, Review, Store
+from endoveil.media.probe import VideoInfo
 
 __all__ = ["Tasks", "report_dict"]
 
@@ -97,6 +100,10 @@ class Tasks:
         labels = review.reviewed_labels if reviewed else review.detected_labels
         output = Path(work.output)
         output.mkdir(parents=True, exist_ok=True)
+        if job.params.get("replace"):
+            # Asked for on the review page: the earlier export of this case goes first.
+            for path in export_targets(review):
+                path.unlink(missing_ok=True)
         with self._review_status(review, "exporting", "exported"):
             if review.kind == "video":
                 result = self._export_video(job, review, work, labels, output, tracker)
@@ -184,10 +191,15 @@ class Tasks:
     # batch -----------------------------------------------------------------------------------
     def batch(self, job: Job, tracker: Tracker) -> dict[str, Any]:
         work = WorkSettings.model_validate(job.params["settings"])
-        folder = Path(job.params["folder"])
-        cases = discover_cases(folder).cases
+        if "cases" in job.params:  # chosen on the work page (cases, videos, archives)
+            cases = [
+                Case(c["case_id"], Path(c["folder"]), tuple(Path(s) for s in c["segments"]))
+                for c in job.params["cases"]
+            ]
+        else:  # queued by an earlier version: one archive folder
+            cases = discover_cases(Path(job.params["folder"])).cases
         if not cases:
-            raise JobFailed(f"{folder}: no case folders with videos found")
+            raise JobFailed("no case folders with videos found")
         roots = Roots(self.settings.roots)
         for case in cases:
             for segment in case.segments:
@@ -273,6 +285,28 @@ class _BatchObserver:
 
     def case_finished(self, entry: CaseEntry, case: Case) -> None:
         """Nothing to do: `run_batch`'s report carries every entry."""
+
+
+def export_targets(review: Review) -> list[Path]:
+    """The files an export of ``review`` writes in its output folder (named after the
+    reviewed video: the pseudonym, or the input's name when asked)."""
+    if not review.media:
+        return []
+    work = WorkSettings.model_validate(review.settings)
+    return output_paths(Path(review.media), Path(work.output), work.pipeline())
+
+
+def model_boundaries(detected: Labels, info: VideoInfo) -> tuple[Segment, ...]:
+    """The segments as the model found them, before the safety margin pads them."""
+    fields = {f.name for f in dataclasses.fields(TemporalParams)}
+    given = {k: v for k, v in detected.params.items() if k in fields}
+    try:
+        params = dataclasses.replace(TemporalParams(**given), margin_s=0.0)
+        return tuple(
+            postprocess(detected.index, detected.p_out, info.frame_times, info.duration_s, params)
+        )
+    except (TypeError, ValueError):
+        return detected.segments  # parameters of another version: show the padded ones
 
 
 def _case(review: Review) -> Case:
