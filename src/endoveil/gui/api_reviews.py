@@ -44,6 +44,7 @@ def _summary(review: Review) -> dict[str, Any]:
         "pseudonym": review.pseudonym,
         "reviewed": review.reviewed_labels.is_file(),
         "export": review.result.get("export"),
+        "warning": review.result.get("warning", ""),
         "updated_at": review.updated_at,
     }
 

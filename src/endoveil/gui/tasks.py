@@ -85,6 +85,8 @@ class Tasks:
                 result = {"merge": prepared.merge, "merge_message": prepared.merge_message}
             os.replace(labels_path, review.detected_labels)
             review.reviewed_labels.unlink(missing_ok=True)  # fresh detection, fresh review
+            if review.result.get("warning"):  # set when the work was chosen: it stays
+                result["warning"] = review.result["warning"]
             self.store.update_review(review.id, media=str(media), result=result)
         labels = Labels.load(review.detected_labels)
         if work.unattended:

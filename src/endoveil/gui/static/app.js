@@ -106,13 +106,15 @@ function showPage(page, push = true) {
     else tab.removeAttribute("aria-current");
   }
   if (push) {
-    const hash = page === "review" && state.reviewId ? `#review/${state.reviewId}` : `#${page}`;
+    let hash = page === "review" && state.reviewId ? `#review/${state.reviewId}` : `#${page}`;
+    if (page === "report") hash = `#report/${state.reportId}`;
     history.replaceState(null, "", hash);
   }
   if (page === "work") loadReviews();
   if (page === "queue") loadJobs();
   if (page === "review") openReview(state.reviewId);
   if (page === "live") refreshLive();
+  if (page === "report") renderReport(state.reportId);
 }
 
 function showSignIn() {
@@ -136,7 +138,8 @@ function initTheme() {
 // ---------------------------------------------------------------------------------------
 // Work page: folder picker and settings
 
-const work = { folder: null, chosen: null, chosenKind: null };
+// The choice: several videos, patient folders or archives at once (path -> kind).
+const work = { folder: null, chosen: new Map() };
 
 async function browse(path) {
   let listing;
@@ -161,34 +164,49 @@ async function browse(path) {
   const list = $("#entries");
   list.replaceChildren();
   if (listing.parent) {
-    list.append(el("li", {}, el("button", { type: "button", textContent: "../ (up)", onclick: () => browse(listing.parent) })));
+    list.append(el("li", {}, el("button", { type: "button", className: "open", textContent: "../ (up)", onclick: () => browse(listing.parent) })));
   }
   for (const entry of listing.entries) {
-    // Folders end in "/" (as ls -F shows them); videos carry their size.
+    // A tick chooses the entry; a folder's name opens it. Folders end in "/" (as ls -F).
+    const tick = el("input", { type: "checkbox", checked: work.chosen.has(entry.path) });
+    tick.dataset.path = entry.path;
+    tick.setAttribute("aria-label", `Choose ${entry.name}`);
+    tick.addEventListener("change", () => toggleChosen(entry.path, entry.kind, tick.checked));
     const label = entry.kind === "folder" ? `${entry.name}/` : entry.name;
-    const button = el("button", { type: "button", textContent: label },
+    const name = el("button", { type: "button", className: "open", textContent: label },
       entry.kind === "video" ? el("small", { textContent: ` · video, ${(entry.size / 1e6).toFixed(1)} MB` }) : null);
-    button.dataset.path = entry.path;
-    button.setAttribute("aria-pressed", String(entry.path === work.chosen));
-    button.addEventListener("click", () => (entry.kind === "folder" ? browse(entry.path) : choose(entry.path, "video")));
-    list.append(el("li", {}, button));
+    name.dataset.path = entry.path;
+    name.addEventListener("click", () => (entry.kind === "folder" ? browse(entry.path) : toggleChosen(entry.path, "video", !work.chosen.has(entry.path))));
+    list.append(el("li", {}, tick, name));
   }
   if (!listing.entries.length) list.append(el("li", { className: "empty", textContent: "No folders or videos here." }));
   $("#choose-folder").disabled = !listing.path;
+  $("#choose-folder").textContent = listing.path ? `Add this folder (${listing.path.split("/").pop()})` : "Add this folder";
 }
 
-function choose(path, kind) {
-  work.chosen = path;
-  work.chosenKind = kind;
-  $("#chosen").textContent = kind === "folder" ? `${path} (folder of cases)` : path;
-  $$("#entries button[data-path]").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.path === path)));
+function toggleChosen(path, kind, on) {
+  if (on) work.chosen.set(path, kind); else work.chosen.delete(path);
+  renderChosen();
+}
+
+function renderChosen() {
+  const box = $("#chosen");
+  box.replaceChildren();
+  if (!work.chosen.size) box.textContent = "nothing yet";
+  for (const [path, kind] of work.chosen) {
+    const what = kind === "folder" ? "folder: a patient's, or one per case" : "video";
+    const remove = el("button", { type: "button", className: "link", textContent: "remove", onclick: () => toggleChosen(path, kind, false) });
+    remove.setAttribute("aria-label", `Remove ${path} from the choice`);
+    box.append(el("span", { className: "pill" }, el("strong", { textContent: path }), ` (${what}) `, remove));
+  }
+  $$("#entries input[type=checkbox]").forEach((b) => { b.checked = work.chosen.has(b.dataset.path); });
   updateStartLabel();
 }
 
 function updateStartLabel() {
   const form = $("#settings");
   const unattended = form.elements.unattended.checked;
-  $("#start").disabled = !work.chosen;
+  $("#start").disabled = !work.chosen.size;
   $("#start").textContent = unattended ? "Run unattended (no review)" : "Detect, then review";
   $(".hmac-only").hidden = form.elements.pseudonym.value !== "hmac";
 }
@@ -216,6 +234,7 @@ function readSettings() {
     pseudonym: f.pseudonym.value,
     secret_file: f.secret_file.value.trim(),
     keep_audio: f.keep_audio.checked,
+    keep_names: f.keep_names.checked,
     force: f.force.checked,
     unattended: f.unattended.checked,
   };
@@ -223,12 +242,17 @@ function readSettings() {
 
 async function startWork(event) {
   event.preventDefault();
-  if (!work.chosen) return;
+  if (!work.chosen.size) return;
+  const box = $("#work-warnings");
   try {
-    const made = await api("POST", "/api/work", { path: work.chosen, settings: readSettings() });
+    const made = await api("POST", "/api/work", { paths: [...work.chosen.keys()], settings: readSettings() });
     const n = made.reviews.length;
-    notify(n ? `${n} review(s) queued for detection` : "Batch queued");
-    showPage("queue");
+    box.replaceChildren(...made.warnings.map((w) => el("p", { textContent: `⚠ ${w}` })));
+    box.hidden = !made.warnings.length;
+    work.chosen.clear();
+    renderChosen();
+    notify(n ? `${n} case(s) queued for detection` : "Batch queued");
+    if (!made.warnings.length) showPage("queue");
   } catch (err) { fail(err); }
 }
 
@@ -249,8 +273,9 @@ function renderReviews(reviews) {
   for (const review of reviews.reverse()) {
     const exported = review.export;
     let result = "";
-    if (exported && exported.video) result = `${exported.verified ? "✔ verified" : "not verified"} · ${exported.video}`;
+    if (exported && exported.video) result = `${exported.verified ? "✔ verified" : "not verified"} · ${exported.video}${exported.mapping_log ? ` · mapping log: ${exported.mapping_log}` : ""}`;
     else if (review.reviewed) result = "reviewed, not exported";
+    if (review.warning) result = `⚠ ${review.warning}${result ? " · " + result : ""}`;
     const open = keyed(el("button", { type: "button", textContent: review.status === "exported" ? "Open" : "Review", onclick: () => { state.reviewId = review.id; showPage("review"); } }), `review-${review.id}-open`);
     open.disabled = review.status === "detecting";
     const remove = keyed(el("button", { type: "button", className: "link", textContent: "Forget", onclick: () => forgetReview(review) }), `review-${review.id}-forget`);
@@ -306,7 +331,10 @@ function jobRow(job) {
     actions.append(keyed(el("button", { type: "button", textContent: "Resume", onclick: () => jobAction(job, "resume") }), `job-${job.id}-resume`));
   }
   if (job.result && job.result.report) {
-    actions.append(keyed(el("a", { href: `/api/jobs/${job.id}/report`, target: "_blank", rel: "noopener", textContent: "Report" }), `job-${job.id}-report`));
+    actions.append(keyed(el("button", { type: "button", textContent: "Report", onclick: () => openReport(job.id) }), `job-${job.id}-report`));
+  }
+  if (job.review_id && job.kind === "export" && job.status === "failed") {
+    actions.append(keyed(el("button", { type: "button", textContent: "Open review", onclick: () => { state.reviewId = job.review_id; showPage("review"); } }), `job-${job.id}-open`));
   }
   if (job.review_id && job.kind === "detect" && job.status === "done") {
     actions.append(keyed(el("button", { type: "button", textContent: "Review", onclick: () => { state.reviewId = job.review_id; showPage("review"); } }), `job-${job.id}-review`));
@@ -317,6 +345,10 @@ function jobRow(job) {
   if (job.status === "done" && result.video) {
     status.append(el("div", { className: "small", textContent: `${result.verified ? "✔ verified" : ""} ${result.video}` }));
   }
+  const log = result.mapping_log || (job.kind === "batch" && job.params.settings && job.params.settings.mapping_log);
+  if (job.status === "done" && log) {
+    status.append(el("div", { className: "small", textContent: `Mapping log (names the patients; keep it private): ${log}` }));
+  }
   if (result.cases) {
     for (const c of result.cases) {
       status.append(el("div", { className: "small", textContent: `case ${c.case}: ${c.status}${c.verified ? " ✔ verified" : ""} ${c.video || c.detail}` }));
@@ -325,6 +357,76 @@ function jobRow(job) {
   const row = el("tr", {}, el("td", { textContent: job.title }), status, progress, el("td", { className: "mono", textContent: speed }), actions);
   row.dataset.job = job.id;
   return row;
+}
+
+// ---------------------------------------------------------------------------------------
+// Report page: what an export did, in words
+
+function openReport(jobId) {
+  state.reportId = jobId;
+  showPage("report");
+}
+
+const fact = (name, value, cls = "") => [el("dt", { textContent: name }), el("dd", { className: cls, textContent: value })];
+
+async function renderReport(jobId) {
+  const box = $("#report");
+  box.replaceChildren(el("p", { className: "empty", textContent: "Loading the report…" }));
+  let data;
+  try { data = await api("GET", `/api/jobs/${jobId}/summary`); } catch (err) { fail(err); return; }
+  const job = data.job, result = job.result || {};
+  const back = el("button", { type: "button", textContent: "◀ Back to the queue", onclick: () => showPage("queue") });
+  const head = el("div", { className: "review-head" }, el("h2", { textContent: `Report: ${job.title}` }), el("span", { className: "spacer" }), back);
+  const parts = [head];
+  const v = data.verify;
+  if (v) {
+    const verdict = v.ok
+      ? "✔ Verified: every out-of-body frame is hidden, every in-body frame is intact."
+      : `✘ Verification failed (${v.problem_count} problem(s)): the output was deleted.`;
+    parts.push(el("p", { className: `verdict ${v.ok ? "ok" : "bad"}`, textContent: verdict }));
+  }
+  const facts = el("dl", { className: "facts" });
+  if (data.review) facts.append(...fact("Case", `${data.review.title} → ${data.review.pseudonym || "(own name)"}`));
+  if (result.video) facts.append(...fact("Anonymized video", result.video, "mono"));
+  if (result.labels) facts.append(...fact("Labels", result.labels, "mono"));
+  if (data.mapping_log) facts.append(...fact("Mapping log", `${data.mapping_log} (names the patients: keep it private, never share it)`, "mono"));
+  const out = data.output || {};
+  if (out.frames_total !== undefined) {
+    facts.append(...fact("Video", `${out.frames_total} frames, ${fmtTime(out.duration_s)}${out.reviewed ? ", labels reviewed" : ", labels as detected"}`));
+    facts.append(...fact("Hidden", `${out.frames_anonymized ?? 0} frame(s) ${HIDDEN_BY[out.action] || out.action || ""}${out.frames_cut ? `, ${out.frames_cut} cut out` : ""}`));
+    facts.append(...fact("In-body frames", `${out.inbody_frames_reencoded ?? 0} re-encoded${out.mode === "fast" ? " (fast mode copies the others bit for bit)" : " (exact mode re-encodes every frame)"}, ${out.inbody_frames_lost ?? 0} lost`));
+    facts.append(...fact("Mode", out.mode || "–"));
+  }
+  if (v) facts.append(...fact("Frames checked", `${v.frames_checked} (${v.oob_frames} out of body)`));
+  parts.push(facts);
+  if (data.hidden.length) {
+    parts.push(el("h3", { textContent: `What was hidden (${data.hidden.length} segment(s))` }));
+    const table = el("table", { className: "list" }, el("thead", {}, el("tr", {}, ...["#", "from", "to", "frames"].map((h) => el("th", { scope: "col", textContent: h })))));
+    const body = el("tbody");
+    data.hidden.forEach((h, i) => body.append(el("tr", {}, el("td", { textContent: String(i + 1) }), el("td", { textContent: fmtTime(h.start_s) }), el("td", { textContent: fmtTime(h.end_s) }), el("td", { textContent: String(h.frames) }))));
+    table.append(body);
+    parts.push(table);
+  } else if (out.frames_total !== undefined) parts.push(el("p", { textContent: "Nothing was hidden: no out-of-body segment." }));
+  if (result.cases) {
+    parts.push(el("h3", { textContent: "Cases" }));
+    for (const c of result.cases) parts.push(el("p", { textContent: `case ${c.case} → ${c.pseudonym}: ${c.status}${c.verified ? " ✔ verified" : ""} ${c.video || c.detail || ""}` }));
+  }
+  if (v && (v.problems.length || v.findings.length)) {
+    parts.push(el("h3", { textContent: "Findings" }));
+    const list = el("ul");
+    for (const item of [...v.problems, ...v.findings]) list.append(el("li", { textContent: item }));
+    parts.push(list);
+  }
+  box.replaceChildren(...parts);
+}
+
+async function clearJobs() {
+  try {
+    const got = await api("DELETE", "/api/jobs/finished");
+    notify(`${got.cleared} finished or failed job(s) cleared from the queue`);
+    lastJobs = "";
+    loadJobs();
+  } catch (err) { fail(err); }
 }
 
 async function jobAction(job, action) {
@@ -368,7 +470,17 @@ async function openReview(id) {
   const ready = Boolean(data.segments);
   $("#review-body").hidden = !ready;
   $("#review-wait").hidden = ready;
-  for (const b of ["#save", "#export"]) $(b).disabled = !ready || !["ready", "exported", "failed"].includes(data.status);
+  for (const b of ["#save", "#export", "#replace"]) $(b).disabled = !ready || !["ready", "exported", "failed"].includes(data.status);
+  const earlier = data.earlier_export || [];
+  $("#replace").hidden = !earlier.length;
+  $("#export").hidden = Boolean(earlier.length);
+  const note = $("#review-note");
+  const exported = data.export;
+  note.hidden = !(earlier.length || (exported && exported.mapping_log));
+  note.textContent = [
+    earlier.length ? `An earlier export is in the output folder (${earlier.map((f) => f.split("/").pop()).join(", ")}): “Replace the earlier export…” writes the corrected one in its place.` : "",
+    exported && exported.mapping_log ? `Mapping log (names the patients; keep it private): ${exported.mapping_log}` : "",
+  ].filter(Boolean).join(" ");
   if (!ready) {
     $("#review-wait").textContent = data.status === "failed"
       ? "Detection failed: see the Queue page for why, then resume it there."
@@ -508,6 +620,11 @@ function thumb(frame, oob, width = 160) {
   return img;
 }
 
+// The model's own segment inside a (padded) segment: where it put the edges itself.
+function modelSegment(seg) {
+  return (rv.data.model_segments || []).find((m) => m.start_frame < seg.end_frame && m.end_frame > seg.start_frame) || null;
+}
+
 function renderSegments() {
   const list = $("#segments");
   list.replaceChildren();
@@ -518,13 +635,66 @@ function renderSegments() {
     const pick = el("button", { type: "button", className: "pick", textContent: `${i + 1}. ${fmtTime(start)} – ${fmtTime(end)} (${seg.end_frame - seg.start_frame} frames)`, onclick: () => select(i) });
     const remove = el("button", { type: "button", className: "link", textContent: "Remove", onclick: () => { rv.selected = i; removeSelected(); } });
     remove.setAttribute("aria-label", `Remove segment ${i + 1}`);
-    const edges = el("div", { className: "edges" },
-      el("figure", {}, el("div", { className: "pair" }, thumb(seg.start_frame - 1, false), thumb(seg.start_frame, true)), el("figcaption", { textContent: `starts at frame ${seg.start_frame}` })),
-      el("figure", {}, el("div", { className: "pair" }, thumb(seg.end_frame - 1, true), thumb(seg.end_frame, false)), el("figcaption", { textContent: `ends before frame ${seg.end_frame}` })));
-    const item = el("li", {}, el("div", { className: "seg-head" }, pick, remove), edges);
+    const model = modelSegment(seg);
+    const detail = model
+      ? `model: frames ${model.start_frame}–${model.end_frame - 1}; margin adds ${Math.max(0, model.start_frame - seg.start_frame)} before, ${Math.max(0, seg.end_frame - model.end_frame)} after`
+      : "added or moved in this review";
+    const item = el("li", {}, el("div", { className: "seg-head" }, pick, remove), el("div", { className: "small", textContent: detail }));
     if (i === rv.selected) item.setAttribute("aria-current", "true");
     list.append(item);
   });
+  renderEdges();
+}
+
+// The selected segment's edges, large: frames around the padded edge (◀ ▶ look further
+// outside), and the pair where the model itself put the edge.
+const edgeShift = { start: 0, end: 0, segment: null };
+const EDGE_WINDOW = 4;
+
+function shiftEdge(edge, step) {
+  edgeShift[edge] += step * EDGE_WINDOW;
+  renderEdges();
+}
+
+function edgeThumb(frame, seg, model, marks) {
+  const hidden = frame >= seg.start_frame && frame < seg.end_frame;
+  const fig = el("figure", { className: `edge-frame${hidden ? " hidden" : ""}${marks.model ? " model" : ""}` });
+  if (frame < 0 || frame >= rv.count) {
+    fig.append(el("div", { className: "none", textContent: frame < 0 ? "start of video" : "end of video" }));
+    return fig;
+  }
+  const img = thumb(frame, hidden, 320);
+  img.addEventListener("click", () => seek(frame));
+  fig.append(img, el("figcaption", { textContent: `${frame} · ${fmtTime(frameTime(frame))} · ${hidden ? "hidden" : "shown"}${marks.model ? " · model edge" : ""}` }));
+  return fig;
+}
+
+function renderEdges() {
+  const panel = $("#edges");
+  const seg = rv.segments[rv.selected];
+  panel.hidden = !seg;
+  if (!seg) return;
+  if (edgeShift.segment !== seg) Object.assign(edgeShift, { start: 0, end: 0, segment: seg });
+  const model = modelSegment(seg);
+  $("#edges-title").textContent = `Edges of segment ${rv.selected + 1} (frames ${seg.start_frame}–${seg.end_frame - 1})`;
+  for (const edge of ["start", "end"]) {
+    const strip = $(`#edge-${edge}`);
+    strip.replaceChildren();
+    const boundary = edge === "start" ? seg.start_frame : seg.end_frame;
+    const first = boundary - EDGE_WINDOW / 2 + edgeShift[edge];
+    for (let f = first; f < first + EDGE_WINDOW; f += 1) {
+      if (f === boundary) strip.append(el("span", { className: "cut", title: "the export's edge (with margin)", textContent: "│" }));
+      strip.append(edgeThumb(f, seg, model, {}));
+    }
+    const modelEdge = model ? (edge === "start" ? model.start_frame : model.end_frame) : null;
+    if (modelEdge !== null && modelEdge !== boundary) {
+      strip.append(el("span", { className: "gap", textContent: "… model:" }));
+      for (const f of [modelEdge - 1, modelEdge]) {
+        if (f === modelEdge) strip.append(el("span", { className: "cut model", title: "where the model put the edge", textContent: "┊" }));
+        strip.append(edgeThumb(f, seg, model, { model: f === (edge === "start" ? modelEdge : modelEdge - 1) }));
+      }
+    }
+  }
 }
 
 function removeSelected() {
@@ -574,15 +744,20 @@ async function saveReview() {
   } catch (err) { fail(err); return false; }
 }
 
-async function exportReview() {
+const HIDDEN_BY = { blur: "blurred", pixelate: "pixelated", black: "blacked out", cut: "cut out" };
+
+async function exportReview(replace = false) {
   const n = rv.segments.length;
-  const action = rv.data.settings.action;
-  const message = `Export with ${n} out-of-body segment(s), ${action === "cut" ? "cut out" : action + "ed"}? The file goes to ${rv.data.settings.output}.`;
+  const settings = rv.data.settings;
+  const earlier = (rv.data.earlier_export || []).map((f) => f.split("/").pop()).join(", ");
+  const message = replace
+    ? `Replace the earlier export (${earlier}) with this review: ${n} out-of-body segment(s), ${HIDDEN_BY[settings.action]}? The earlier files are deleted first.`
+    : `Export with ${n} out-of-body segment(s), ${HIDDEN_BY[settings.action]}? The file goes to ${settings.output}; the mapping log is ${settings.mapping_log}.`;
   if (!confirm(message)) return;
   if (rv.dirty && !(await saveReview())) return;
   try {
-    await api("POST", `/api/reviews/${rv.data.id}/export`);
-    notify("Export queued: it is verified frame by frame when written");
+    await api("POST", `/api/reviews/${rv.data.id}/export`, { replace });
+    notify(`Export queued: it is verified frame by frame when written. Mapping log: ${settings.mapping_log}`);
     showPage("queue");
   } catch (err) { fail(err); }
 }
@@ -607,18 +782,23 @@ const EDGE_GRAB_PX = 7;
 
 function timelineX(seconds, width) { return (seconds / rv.data.video.duration_s) * width; }
 
+const AXIS_PX = 18; // the time axis under the plot
+const TICKS_S = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
+
 function drawTimeline() {
   const canvas = $("#timeline");
   if (!rv.data || !rv.data.frame_times || canvas.offsetParent === null) return;
   const ratio = window.devicePixelRatio || 1;
-  const width = canvas.clientWidth, height = canvas.clientHeight;
+  const width = canvas.clientWidth, full = canvas.clientHeight;
+  const height = full - AXIS_PX; // the plot; the axis is below it
   canvas.width = Math.round(width * ratio);
-  canvas.height = Math.round(height * ratio);
+  canvas.height = Math.round(full * ratio);
   const ctx = canvas.getContext("2d");
   ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
   const css = getComputedStyle(document.documentElement);
   const color = (name) => css.getPropertyValue(name).trim();
-  ctx.clearRect(0, 0, width, height);
+  const yOf = (p) => height - p * (height - 8) - 4;
+  ctx.clearRect(0, 0, width, full);
   rv.segments.forEach((seg, i) => {
     const x0 = timelineX(frameTime(seg.start_frame), width), x1 = timelineX(frameTime(seg.end_frame), width);
     ctx.fillStyle = color("--oob");
@@ -632,26 +812,57 @@ function drawTimeline() {
       ctx.fillRect(x0, height - 4, Math.max(1, x1 - x0), 4);
     }
   });
+  // What the model found before the safety margin: dotted outlines.
+  ctx.strokeStyle = color("--fg");
+  ctx.lineWidth = 1;
+  ctx.setLineDash([2, 3]);
+  for (const m of rv.data.model_segments || []) {
+    const x0 = timelineX(frameTime(m.start_frame), width), x1 = timelineX(frameTime(m.end_frame), width);
+    ctx.strokeRect(x0 + 0.5, 8.5, Math.max(1, x1 - x0 - 1), height - 17);
+  }
+  ctx.setLineDash([]);
   if (rv.data.threshold) {
-    const y = height - rv.data.threshold * (height - 8) - 4;
+    const y = yOf(rv.data.threshold);
     ctx.strokeStyle = color("--muted");
-    ctx.setLineDash([4, 4]);
+    ctx.setLineDash([5, 4]);
     ctx.beginPath(); ctx.moveTo(0, y); ctx.lineTo(width, y); ctx.stroke();
     ctx.setLineDash([]);
+    const label = `threshold ${Number(rv.data.threshold).toFixed(2)}`;
+    ctx.font = "11px system-ui, sans-serif";
+    const w = ctx.measureText(label).width;
+    ctx.fillStyle = color("--bg");
+    ctx.fillRect(width - w - 8, y - 14, w + 6, 13);
+    ctx.fillStyle = color("--muted");
+    ctx.fillText(label, width - w - 5, y - 4);
   }
   const curve = rv.data.curve;
   ctx.strokeStyle = color("--curve");
   ctx.lineWidth = 1.5;
   ctx.beginPath();
   curve.time_s.forEach((t, i) => {
-    const x = timelineX(t, width), y = height - curve.p_out[i] * (height - 8) - 4;
+    const x = timelineX(t, width), y = yOf(curve.p_out[i]);
     if (i) ctx.lineTo(x, y); else ctx.moveTo(x, y);
   });
   ctx.stroke();
+  // Time axis: about one labelled tick every 90 px.
+  const duration = rv.data.video.duration_s;
+  const step = TICKS_S.find((t) => (t / duration) * width >= 90) || TICKS_S[TICKS_S.length - 1];
+  ctx.fillStyle = color("--muted");
+  ctx.font = "11px system-ui, sans-serif";
+  ctx.fillRect(0, height, width, 1);
+  for (let t = 0; t <= duration + 1e-9; t += step) {
+    const x = timelineX(t, width);
+    ctx.fillRect(Math.min(x, width - 1), height, 1, 5);
+    const text = fmtClock(t);
+    const w = ctx.measureText(text).width;
+    ctx.fillText(text, Math.max(0, Math.min(x - w / 2, width - w)), full - 3);
+  }
   const px = timelineX(frameTime(rv.frame), width);
   ctx.fillStyle = color("--fg");
   ctx.fillRect(px - 1, 0, 2, height);
 }
+
+const fmtClock = (s) => `${Math.floor(s / 60)}:${String(Math.floor(s % 60)).padStart(2, "0")}`;
 
 function edgeUnder(x, width) {
   for (const [i, seg] of rv.segments.entries()) {
@@ -750,7 +961,9 @@ function initReview() {
   $("#prev-seg").addEventListener("click", () => jumpSegment(-1));
   $("#next-seg").addEventListener("click", () => jumpSegment(1));
   $("#save").addEventListener("click", saveReview);
-  $("#export").addEventListener("click", exportReview);
+  $("#export").addEventListener("click", () => exportReview(false));
+  $("#replace").addEventListener("click", () => exportReview(true));
+  $$("#edges .shift").forEach((b) => b.addEventListener("click", () => shiftEdge(b.dataset.edge, Number(b.dataset.step))));
   $("#import").addEventListener("change", importLabels);
   const canvas = $("#timeline");
   canvas.addEventListener("pointerdown", onTimelineDown);
@@ -825,7 +1038,9 @@ async function main() {
   const form = $("#settings");
   form.addEventListener("submit", startWork);
   form.addEventListener("change", updateStartLabel);
-  $("#choose-folder").addEventListener("click", () => choose(work.folder, "folder"));
+  $("#choose-folder").addEventListener("click", () => { if (work.folder) toggleChosen(work.folder, "folder", true); });
+  $("#clear-chosen").addEventListener("click", () => { work.chosen.clear(); renderChosen(); });
+  $("#clear-jobs").addEventListener("click", clearJobs);
   initReview();
   initLive();
   browse(session.roots.length === 1 ? session.roots[0] : null);
@@ -838,8 +1053,9 @@ async function main() {
 // #work, #queue, #review/7, #live: links and the back button lead to a page.
 function showFromHash(always) {
   const [page, id] = location.hash.slice(1).split("/");
-  if (id) state.reviewId = Number(id);
-  const known = ["work", "queue", "review", "live"].includes(page) ? page : "work";
+  if (id && page === "report") state.reportId = Number(id);
+  else if (id) state.reviewId = Number(id);
+  const known = ["work", "queue", "review", "live", "report"].includes(page) ? page : "work";
   if (always || known !== state.page || page === "review") showPage(known);
 }
 
