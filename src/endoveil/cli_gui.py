@@ -46,6 +46,19 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _machine_names(host: str) -> list[str]:
+    """The names and addresses a remote browser may use for this server: the bound address,
+    and for a wildcard address this machine's names and its addresses."""
+    names = [host, socket.gethostname(), socket.getfqdn()]
+    if host in ("0.0.0.0", "::"):
+        try:
+            infos = socket.getaddrinfo(socket.gethostname(), None)
+        except OSError:
+            infos = []
+        names += [str(info[4][0]) for info in infos]
+    return names
+
+
 def _listen(host: str, port: int) -> socket.socket:
     """The server's socket, bound here so that port 0 gives a free port without a race."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
@@ -109,9 +122,7 @@ def gui(
         raise _fail(f"--model {model}: no such file", EXIT_USAGE)
 
     # Requests must name this server as the browser reached it (DNS rebinding).
-    hosts = [*LOCAL_HOSTS, *(allow_host or [])]
-    if remote:
-        hosts += [host, socket.gethostname(), socket.getfqdn()]
+    hosts = [*LOCAL_HOSTS, *(allow_host or []), *(_machine_names(host) if remote else [])]
     settings = GuiSettings(
         roots=tuple(roots),
         data_dir=(data_dir or default_data_dir()).expanduser(),

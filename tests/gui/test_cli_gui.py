@@ -98,3 +98,18 @@ def test_browser_is_sent_a_private_page_not_the_token(tmp_path: Path) -> None:
     assert stat.S_IMODE(page.stat().st_mode) == 0o600
     assert "launch=secret&amp;x=1" in page.read_text()
     assert "secret" not in page.as_uri()
+
+
+def test_a_wildcard_address_answers_to_this_machines_names_and_addresses() -> None:
+    import socket
+
+    from endoveil.cli_gui import _machine_names
+
+    names = _machine_names("0.0.0.0")
+    assert socket.gethostname() in names and "0.0.0.0" in names
+    try:  # browsers on the network use this machine's addresses, too
+        addresses = {str(i[4][0]) for i in socket.getaddrinfo(socket.gethostname(), None)}
+    except OSError:
+        addresses = set()
+    assert addresses <= set(names)
+    assert _machine_names("192.0.2.7")[0] == "192.0.2.7"
