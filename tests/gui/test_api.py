@@ -282,11 +282,13 @@ def test_replace_the_earlier_export_and_clear_the_queue(
     first = client.post("/api/reviews/1/export").json()["job"]
     done = {j["id"]: j for j in settle(client)}[first]["result"]
     earlier = client.get("/api/reviews/1").json()["earlier_export"]
+    earlier_labels = Path(done["labels"]).read_bytes()
     assert sorted(earlier) == sorted([done["video"], done["labels"]])
     # Fix the review, export again: refused without asking, replaced when asked.
     client.put("/api/reviews/1/segments", json={"segments": [{"start_frame": 0, "end_frame": 60}]})
     again = client.post("/api/reviews/1/export").json()["job"]
     assert {j["id"]: j for j in settle(client)}[again]["status"] == "failed"
+    assert Path(done["labels"]).read_bytes() == earlier_labels
     replaced = client.post("/api/reviews/1/export", json={"replace": True}).json()["job"]
     jobs = {j["id"]: j for j in settle(client)}
     assert jobs[replaced]["status"] == "done" and jobs[replaced]["title"].startswith("re-export")

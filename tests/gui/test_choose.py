@@ -92,3 +92,18 @@ def test_names_stay_out_of_outputs_unless_asked(
     job = client.post(f"/api/reviews/{made['reviews'][0]}/export").json()["job"]
     result = {j["id"]: j for j in settle(client)}[job]["result"]
     assert Path(result["video"]).name == "Smith_John_1960-01-01_lap.anonymized.mp4"
+
+
+def test_a_reviewed_export_never_overwrites_through_the_batch_setting(
+    client: TestClient, root: Path, settle: Settle
+) -> None:
+    # "Replace existing outputs" is for unattended batches; a review replaces only when asked.
+    made = client.post("/api/work", json={"paths": ["clip.mp4"], "settings": {"force": True}})
+    settle(client)
+    rid = made.json()["reviews"][0]
+    first = client.post(f"/api/reviews/{rid}/export").json()["job"]
+    labels = Path({j["id"]: j for j in settle(client)}[first]["result"]["labels"])
+    before = labels.read_bytes()
+    again = client.post(f"/api/reviews/{rid}/export").json()["job"]
+    assert {j["id"]: j for j in settle(client)}[again]["status"] == "failed"
+    assert labels.read_bytes() == before

@@ -97,7 +97,9 @@ class Tasks:
     # export ----------------------------------------------------------------------------------
     def export(self, job: Job, tracker: Tracker) -> dict[str, Any]:
         review = self._review(job)
-        work = WorkSettings.model_validate(review.settings)
+        # A reviewed export replaces an earlier one only when asked on the review page
+        # ("replace" below), never through the work page's batch setting.
+        work = WorkSettings.model_validate({**review.settings, "force": False})
         reviewed = review.reviewed_labels.is_file()
         labels = review.reviewed_labels if reviewed else review.detected_labels
         output = Path(work.output)

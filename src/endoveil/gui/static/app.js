@@ -491,6 +491,7 @@ async function openReview(id) {
   const same = rv.data && rv.data.id === id && rv.data.frame_times;
   if (same && (rv.dirty || JSON.stringify(rv.data.segments) === JSON.stringify(data.segments))) {
     rv.data = data; // a status refresh: keep the playhead and any unsaved edits
+    drawTimeline(); // the page may have been hidden (e.g. when the theme changed)
     if (data.status === "exporting") {
       state.timers.review = setInterval(() => { if (state.page === "review") openReview(id); }, 1500);
     }
