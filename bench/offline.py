@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -31,24 +32,32 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 MODES = {
+    "command": "(a) `endoveil anonymize --labels-only`, the whole command",
     "labels": "(a) labels only, default sampling",
     "exact": "(b) exact mode, blur, default preset",
     "fast": "(c) fast mode, blur",
 }
 
 
-def reference_decode_s(clip: Path) -> float:
-    """Seconds PyAV takes to decode the clip's reference pictures (skip_frame NONREF)."""
+def reference_decode(clip: Path) -> dict[str, float]:
+    """Seconds (wall and CPU) PyAV takes to decode the clip's reference pictures
+    (skip_frame NONREF, frame threads)."""
     import av
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu_s()
     with av.open(str(clip)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         stream.codec_context.skip_frame = "NONREF"
         for _ in container.decode(stream):
             pass
-    return time.perf_counter() - started
+    return {"elapsed_s": time.perf_counter() - started, "cpu_s": _cpu_s() - cpu}
+
+
+def _cpu_s() -> float:
+    """CPU seconds this process used so far, all threads (FFmpeg's and ONNX Runtime's too)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_mode(clip: Path, mode: str, verify: bool) -> dict[str, object]:
@@ -66,9 +75,11 @@ def run_mode(clip: Path, mode: str, verify: bool) -> dict[str, object]:
     classifier = OnnxClassifier()
     classifier.score(np.zeros((1, classifier.input_size, classifier.input_size, 3), np.uint8))
     with tempfile.TemporaryDirectory() as out:
+        cpu = _cpu_s()
         result = run_pipeline(clip, Path(out), config, classifier)
         facts: dict[str, object] = {
             "elapsed_s": result.elapsed_s,
+            "cpu_s": _cpu_s() - cpu,
             "duration_s": result.labels.video.duration_s,
             "segments": len(result.labels.segments),
             "oob_s": result.labels.oob_seconds,
@@ -98,6 +109,8 @@ def _in_process(args: list[str], src: Path | None) -> dict[str, object]:
     env = dict(os.environ)
     if src is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(src), str(HERE)])
+    if args[0] == "run" and args[2] == "command":
+        return _command(Path(args[1]), env)
     proc = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--worker", *args],
         capture_output=True,
@@ -108,6 +121,30 @@ def _in_process(args: list[str], src: Path | None) -> dict[str, object]:
     if proc.returncode != 0:
         raise RuntimeError(f"worker {args} failed:\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _command(clip: Path, env: dict[str, str]) -> dict[str, object]:
+    """The CLI as a user runs it: interpreter start-up, imports, model loading included."""
+    with tempfile.TemporaryDirectory() as out:
+        command = [sys.executable, "-m", "endoveil", "anonymize", str(clip), "-o", out]
+        started = time.perf_counter()
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run([*command, "--labels-only", "-q"], env=env, check=True, capture_output=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        elapsed = time.perf_counter() - started
+        from endoveil.detect.labels import Labels
+
+        labels = Labels.load(Path(out) / f"{clip.stem}.labels.json")
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return {
+        "elapsed_s": elapsed,
+        "cpu_s": cpu,
+        "duration_s": labels.video.duration_s,
+        "segments": len(labels.segments),
+        "oob_s": labels.oob_seconds,
+        "scored": len(labels),
+        "p_out_sha": _digest(labels),
+    }
 
 
 def _clips(which: str) -> list[tuple[str, Path | None, str]]:
@@ -128,7 +165,9 @@ def main() -> int:
     parser.add_argument("--verify", action="store_true", help="verify each output video")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each (medians shown)")
     parser.add_argument("--clip", choices=("all", "surgical", "synthetic"), default="all")
-    parser.add_argument("--modes", default="labels,exact,fast", help="comma-separated")
+    parser.add_argument(
+        "--modes", default="command,labels,exact,fast", help="comma-separated: " + ", ".join(MODES)
+    )
     parser.add_argument("--before", type=Path, help="also run the endoveil package under SRC")
     parser.add_argument("--worker", nargs=3, metavar=("KIND", "CLIP", "MODE"), help="internal")
     args = parser.parse_args()
@@ -136,7 +175,7 @@ def main() -> int:
     if args.worker:
         kind, clip, mode = args.worker
         if kind == "decode":
-            print(json.dumps({"elapsed_s": reference_decode_s(Path(clip))}))
+            print(json.dumps(reference_decode(Path(clip))))
         else:
             print(json.dumps(run_mode(Path(clip), mode, args.verify)))
         return 0
@@ -171,17 +210,19 @@ def _report(
     versions: list[tuple[str, Path | None]],
 ) -> None:
     decode = statistics.median(float(r["elapsed_s"]) for r in runs["decode"])  # type: ignore[arg-type]
+    decode_cpu = statistics.median(float(r["cpu_s"]) for r in runs["decode"])  # type: ignore[arg-type]
     first = next(iter(v for k, v in runs.items() if k != "decode"), None)
     duration = float(first[0]["duration_s"]) if first else 0.0  # type: ignore[arg-type]
     print(
         f"reference-frame decode (PyAV, skip_frame NONREF): {duration / decode:5.1f}× realtime "
-        f"({decode:.2f} s, median of {len(runs['decode'])})"
+        f"({decode:.2f} s, median of {len(runs['decode'])}; CPU {decode_cpu:.2f} s)"
     )
     for mode in modes:
         for version, _src in versions:
             series = runs[f"{mode}/{version}"]
             elapsed = statistics.median(float(r["elapsed_s"]) for r in series)  # type: ignore[arg-type]
             last = series[-1]
+            cpu = statistics.median(float(r["cpu_s"]) for r in series)  # type: ignore[arg-type]
             each = ", ".join(f"{float(r['elapsed_s']):.2f}" for r in series)  # type: ignore[arg-type]
             label = f"{MODES[mode]}{' [' + version + ']' if len(versions) > 1 else ''}"
             extra = ""
@@ -192,7 +233,8 @@ def _report(
             print(
                 f"{label}: {duration / elapsed:5.1f}× realtime ({elapsed:.2f} s, runs "
                 f"{each}), "
-                f"{decode / elapsed:.2f} of the decode speed; {last['segments']} OOB segment(s), "
+                f"{decode / elapsed:.2f} of the decode speed; CPU {cpu:.2f} s "
+                f"({decode_cpu / cpu:.2f} of decoding's); {last['segments']} OOB segment(s), "
                 f"{float(last['oob_s']):.1f} s hidden, {last['scored']} frames scored "  # type: ignore[arg-type]
                 f"[scores {last['p_out_sha']}]{extra}"
             )

@@ -14,6 +14,7 @@ import av
 import cv2
 import numpy as np
 import numpy.typing as npt
+from av.video.reformatter import VideoReformatter
 
 __all__ = [
     "ACTIONS",
@@ -60,6 +61,9 @@ class _GridRenderer(Renderer):
         if cells < 1:
             raise ValueError("cells must be >= 1")
         self.cells = cells
+        # One scaler per direction, kept across frames: setting one up per frame cost as much
+        # as the scaling (the same pixels either way). A renderer serves one thread.
+        self._down, self._up, self._up_preview = (VideoReformatter() for _ in range(3))
 
     def _grid(self, width: int, height: int) -> tuple[int, int]:
         """``cells`` cells across the longer side, as many as fit the other way."""
@@ -70,8 +74,12 @@ class _GridRenderer(Renderer):
     def render(self, frame: av.VideoFrame) -> av.VideoFrame:
         w, h = frame.width, frame.height
         gw, gh = self._grid(w, h)
-        tiny = frame.reformat(width=gw, height=gh, format="yuv420p", interpolation="AREA")
-        out = tiny.reformat(width=w, height=h, format="yuv420p", interpolation=self.upscale)
+        tiny = self._down.reformat(
+            frame, width=gw, height=gh, format="yuv420p", interpolation="AREA"
+        )
+        out = self._up.reformat(
+            tiny, width=w, height=h, format="yuv420p", interpolation=self.upscale
+        )
         return self._stamp(out, frame)
 
     def render_preview(
@@ -79,8 +87,8 @@ class _GridRenderer(Renderer):
     ) -> av.VideoFrame:
         grid = cv2.resize(preview, self._grid(width, height), interpolation=cv2.INTER_AREA)
         tiny = av.VideoFrame.from_ndarray(np.ascontiguousarray(grid), format="rgb24")
-        return tiny.reformat(
-            width=width, height=height, format="yuv420p", interpolation=self.upscale
+        return self._up_preview.reformat(
+            tiny, width=width, height=height, format="yuv420p", interpolation=self.upscale
         )
 
 
