@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from endoveil.anonymize.offline import FileResult
     from endoveil.anonymize.verify import VerifyReport
     from endoveil.cases.batch import BatchObserver
+    from endoveil.cases.discover import Case
     from endoveil.cases.report import BatchReport
     from endoveil.detect.classifier import Classifier
     from endoveil.live.sinks import Delivery
@@ -284,6 +285,7 @@ def run_cases(
     retry_failed: bool = False,
     cluster: str | None = None,
     observer: BatchObserver | None = None,
+    cases: Sequence[Case] | None = None,
 ) -> BatchReport:
     """Anonymize an archive, one case per sub-folder; resumes where an earlier run stopped.
 
@@ -306,6 +308,8 @@ def run_cases(
         retry_failed: run again the cases that failed in an earlier run.
         cluster: a Dask scheduler address (extra ``cluster``) to run the cases on.
         observer: told of progress (``batch_started``, ``case_progress``, ``case_finished``).
+        cases: the cases, if already found with ``endoveil.cases.discover_cases`` (e.g. to
+            show the files it ignored first); None finds them under ``input_root``.
 
     Returns:
         The `BatchReport` (also written as ``cases-report.json`` / ``.txt``).
@@ -336,13 +340,15 @@ def run_cases(
         raise ValueError(f"pseudonym must be uuid or hmac, got {pseudonym!r}")
     log_path = Path(log) if log is not None else default_log_path()
     check_log_location(log_path, Path(output_root))
-    try:
-        found = discover_cases(
-            Path(input_root), patterns=tuple(patterns or DEFAULT_PATTERNS), group_by=group_by
-        )
-    except NotADirectoryError as exc:
-        raise MediaError(str(exc), path=input_root) from exc
-    if not found.cases:
+    if cases is None:
+        try:
+            found = discover_cases(
+                Path(input_root), patterns=tuple(patterns or DEFAULT_PATTERNS), group_by=group_by
+            )
+        except NotADirectoryError as exc:
+            raise MediaError(str(exc), path=input_root) from exc
+        cases = found.cases
+    if not cases:
         raise MediaError("no case found (one sub-folder of videos per case)", path=input_root)
     settings = BatchSettings(
         output_root=Path(output_root),
@@ -362,7 +368,7 @@ def run_cases(
 
         import_distributed()
         runner = run_on_cluster(cluster)
-    return run_batch(found.cases, settings, observer=observer, runner=runner)
+    return run_batch(cases, settings, observer=observer, runner=runner)
 
 
 @dataclass(frozen=True)

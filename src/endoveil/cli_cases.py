@@ -1,7 +1,7 @@
 """The ``endoveil cases`` command: merge, de-identify and pseudonymize every case of an archive.
 
-Thin: it parses options, builds `BatchSettings`, calls `endoveil.cases.run_batch` and shows
-progress with rich. The console (the operator's terminal) shows case folder names so failures
+Thin: it parses options, finds the cases (showing what it ignored), calls `endoveil.run_cases`
+and shows progress with rich. The console (the operator's terminal) shows case folder names so failures
 can be found; nothing written into the output root does.
 
 Exit codes: 0 every case done; 1 some case failed (listed); 2 wrong usage; 130 interrupted.
@@ -120,7 +120,7 @@ def cases_command(
     quiet: QuietOption = False,
 ) -> None:
     """Merge each case's segments, anonymize it, name it by a pseudonym; resumable."""
-    from endoveil.cases.batch import BatchSettings, run_batch
+    from endoveil.api import run_cases
 
     if pseudonym not in PSEUDONYM_KINDS:
         fail(f"--pseudonym must be one of {', '.join(PSEUDONYM_KINDS)}", EXIT_USAGE)
@@ -144,41 +144,45 @@ def cases_command(
                 check_outside_output(secret_file, output, "the pseudonym secret")
         check_log_location(log, output)
         found = discover_cases(input_root, patterns=pattern or DEFAULT_PATTERNS, group_by=group_by)
-        settings = BatchSettings(
-            output_root=output,
-            log=log,
-            pipeline=config,
-            model=model,
-            pseudonym=pseudonym,  # type: ignore[arg-type]
-            secret=secret,
-            verify=verify,
-            workers=workers,
-            retry_failed=retry_failed,
-            shared_work=cluster is not None,
-        )
     except (ValueError, NotADirectoryError, EndoveilError) as exc:
         fail(str(exc), EXIT_USAGE)
     for path, why in found.ignored:
         err.print(f"[yellow]ignored:[/] {escape(str(path))}: {why}", highlight=False)
     if not found.cases:
         fail(f"{input_root}: no case found (one sub-folder of videos per case)", EXIT_USAGE)
-
-    runner = None
     if cluster is not None:
-        from endoveil.cases.cluster import import_distributed, run_on_cluster
+        from endoveil.cases.cluster import import_distributed
 
         try:
             import_distributed()
         except ImportError as exc:
             fail(str(exc), EXIT_USAGE)
-        runner = run_on_cluster(cluster)
 
+    options = config.as_options()
+    for unused in ("labels", "labels_only", "labels_format", "force"):
+        options.pop(unused)
     bars = _Bars(enabled=not quiet)
     try:
         with bars:
-            report = run_batch(found.cases, settings, observer=bars, runner=runner)
+            report = run_cases(
+                input_root,
+                output,
+                log=log,
+                pseudonym=pseudonym,
+                secret=secret,
+                model=model,
+                verify=verify,
+                workers=workers,
+                retry_failed=retry_failed,
+                cluster=cluster,
+                observer=bars,
+                cases=found.cases,
+                **options,  # type: ignore[arg-type]
+            )
     except KeyboardInterrupt:
         fail("interrupted; unfinished cases are redone on the next run", EXIT_INTERRUPTED)
+    except ValueError as exc:
+        fail(str(exc), EXIT_USAGE)
     except EndoveilError as exc:
         fail(str(exc), EXIT_ERROR)
     _print_summary(report, found.cases, output)
