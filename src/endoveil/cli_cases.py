@@ -1,8 +1,8 @@
 """The ``endoveil cases`` command: merge, de-identify and pseudonymize every case of an archive.
 
 Thin: it parses options, finds the cases (showing what it ignored), calls `endoveil.run_cases`
-and shows progress with rich. The console (the operator's terminal) shows case folder names so failures
-can be found; nothing written into the output root does.
+and shows progress with rich. The console (the operator's terminal) shows case folder names so
+failures can be found; nothing written into the output root does.
 
 Exit codes: 0 every case done; 1 some case failed (listed); 2 wrong usage; 130 interrupted.
 """
