@@ -77,6 +77,14 @@ def train_command(
     ] = 2.0,
     samples_per_epoch: Annotated[int | None, typer.Option(min=1)] = None,
     freeze_blocks: Annotated[int, typer.Option(min=0, max=16)] = 4,
+    synthetic_per_kind: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Synthetic near-field pictures (drapes, gloves, skin, trocar; smoke, "
+            "red-out...) added per kind; 0 = none.",
+        ),
+    ] = 64,
     threads: Annotated[int, typer.Option(min=1)] = 2,
 ) -> None:
     """Fine-tune the out-of-body classifier and write an ONNX model."""
@@ -102,6 +110,7 @@ def train_command(
         frames_per_second=frames_per_second,
         samples_per_epoch=samples_per_epoch,
         freeze_blocks=freeze_blocks,
+        synthetic_per_kind=synthetic_per_kind,
         threads=threads,
     )
     with _progress() as bar:

@@ -29,6 +29,7 @@ def tiny_config(data: Path, val: Path, out: Path, **overrides: object) -> TrainC
         samples_per_epoch=16,
         seed=3,
         checkpoint_dir=out.parent / "ckpt",
+        synthetic_per_kind=0,
     )
     settings.update(overrides)
     return TrainConfig(**settings)  # type: ignore[arg-type]

@@ -60,6 +60,9 @@ class TrainConfig:
         val_fraction: share of each class held out when no validation data is given.
         recall_target: OOB recall the threshold must keep on validation data.
         specificity_target: in-body specificity wanted at that threshold.
+        synthetic_per_kind: near-field pictures added to training per kind
+            (`endoveil.train.nearfield`: drapes, gloves, skin, towels, trocar, close-ups out
+            of body; smoke, red-out, fog, gauze, instruments, close-ups in body); 0 = none.
         version: written into the model's metadata.
         threads: torch intra-op threads.
     """
@@ -83,12 +86,21 @@ class TrainConfig:
     specificity_target: float = 0.95
     weight_decay: float = 1e-4
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    synthetic_per_kind: int = 64
     version: str = "0.1.0"
     threads: int = 2
 
     def fingerprint(self) -> dict[str, Any]:
         """Settings a resumed run must share with the run it continues."""
-        keep = ("epochs", "batch_size", "lr", "input_size", "seed", "freeze_blocks")
+        keep = (
+            "epochs",
+            "batch_size",
+            "lr",
+            "input_size",
+            "seed",
+            "freeze_blocks",
+            "synthetic_per_kind",
+        )
         return {k: getattr(self, k) for k in keep}
 
 
@@ -132,6 +144,8 @@ def fit(config: TrainConfig, progress: Progress | None = None) -> FitResult:
     val_images = load_images(
         val, side, lambda d, t: report(ProgressEvent("load", len(train) + d, len(train) + t))
     )
+    extra, extra_images = _synthetic(train, train_images, config, side)
+    train, train_images = train + extra, train_images + extra_images
 
     net = _initial_network(config)
     net.freeze_stem_and_blocks(config.freeze_blocks)
@@ -222,6 +236,34 @@ def predict(
                 done = min(start + batch_size, len(images))
                 progress(ProgressEvent("validate", done, len(images)))
     return np.concatenate(out).astype(np.float32) if out else np.empty(0, np.float32)
+
+
+def _synthetic(
+    train: Sequence[Sample],
+    images: Sequence[npt.NDArray[np.uint8]],
+    config: TrainConfig,
+    side: int,
+) -> tuple[list[Sample], list[npt.NDArray[np.uint8]]]:
+    """Near-field pictures made from the training pictures (`endoveil.train.nearfield`).
+
+    Why: public data shows the far operating room; real extractions mostly show drapes,
+    gloves, skin and the trocar close up, which a model trained on far scenes takes for
+    tissue. Each kind is its own source, so square-root weighting balances it like the rest.
+    """
+    if config.synthetic_per_kind <= 0:
+        return [], []
+    from endoveil.train.nearfield import synthesize
+
+    in_body = [im for s, im in zip(train, images, strict=True) if s.label == 0]
+    out_of_body = [im for s, im in zip(train, images, strict=True) if s.label == 1]
+    made = synthesize(in_body, out_of_body, config.synthetic_per_kind, config.seed, side)
+    samples = [
+        Sample(
+            Path(f"synthetic/{kind}/{n:04d}.png"), label, f"synthetic_{kind}", f"synthetic/{kind}"
+        )
+        for n, (kind, label, _image) in enumerate(made)
+    ]
+    return samples, [image for _kind, _label, image in made]
 
 
 def _truth(samples: Sequence[Sample]) -> npt.NDArray[np.bool_]:
