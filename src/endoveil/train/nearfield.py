@@ -69,22 +69,22 @@ class Ranges:
 TRAIN_RANGES = Ranges(
     drape_hues=((95.0, 108.0), (112.0, 122.0), (55.0, 70.0), (78.0, 88.0)),
     glove_hues=((8.0, 16.0), (100.0, 110.0), (20.0, 26.0)),
-    folds=(2, 6),
-    glints=(2, 12),
+    folds=(1, 5),
+    glints=(0, 8),
     zoom=(3.0, 8.0),
     defocus=(0.0, 0.04),
-    veil=(0.55, 0.9),
+    veil=(0.4, 0.85),
 )
 """Used by `endoveil train`."""
 
 HELDOUT_RANGES = Ranges(
     drape_hues=((108.0, 112.0), (88.0, 95.0), (70.0, 78.0)),
     glove_hues=((16.0, 20.0), (110.0, 116.0)),
-    folds=(6, 9),
-    glints=(12, 20),
+    folds=(5, 7),
+    glints=(8, 12),
     zoom=(8.0, 10.0),
     defocus=(0.04, 0.06),
-    veil=(0.9, 0.97),
+    veil=(0.85, 0.9),
 )
 """Used only by the benchmark: bands and ranges no training draw comes from."""
 
@@ -114,18 +114,21 @@ def _hsv_fill(
 
 
 def _folds(rng: np.random.Generator, size: int, ranges: Ranges) -> npt.NDArray[np.float32]:
-    """Shading of folded cloth or plastic: a few warped sine waves, in [-1, 1]."""
+    """Shading of folded cloth, paper or plastic, in [-1, 1]: soft warped waves plus a few
+    sharp creases (ridged noise)."""
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    warp = _smooth_noise(rng, size, 3) * rng.uniform(0.5, 2.5)
+    warp = _smooth_noise(rng, size, 3) * rng.uniform(0.3, 1.5)
     shade = np.zeros((size, size), np.float32)
     count = int(rng.integers(ranges.folds[0], ranges.folds[1] + 1))
     for _ in range(count):
         angle = rng.uniform(0, np.pi)
-        freq = rng.uniform(1.0, 5.0)
+        freq = rng.uniform(0.5, 3.0)
         phase = rng.uniform(0, 2 * np.pi)
         u = xx * np.cos(angle) + yy * np.sin(angle) + warp
-        shade += np.sin(2 * np.pi * freq * u + phase).astype(np.float32) * rng.uniform(0.3, 1.0)
-    return np.tanh(shade / max(1.0, np.sqrt(count)))
+        shade += np.sin(2 * np.pi * freq * u + phase).astype(np.float32) * rng.uniform(0.2, 0.8)
+    creases = 1 - np.abs(2 * _smooth_noise(rng, size, int(rng.integers(2, 6))) - 1)
+    shade += (creases**4 * rng.uniform(0.5, 2.0)).astype(np.float32)
+    return np.tanh(shade / max(1.0, np.sqrt(count))).astype(np.float32)
 
 
 def _glints(
@@ -134,20 +137,22 @@ def _glints(
     ranges: Ranges,
     ridge: npt.NDArray[np.float32] | None = None,
 ) -> Image:
-    """Specular glints: small bright streaks, on fold ridges when ``ridge`` is given."""
+    """Specular glints: small bright spots and a few streaks, on ridges when ``ridge`` is
+    given."""
     size = image.shape[0]
     mask = np.zeros((size, size), np.float32)
     count = int(rng.integers(ranges.glints[0], ranges.glints[1] + 1))
+    ys, xs = np.nonzero(ridge > np.quantile(ridge, 0.97)) if ridge is not None else ((), ())
     for _ in range(count):
-        if ridge is not None and rng.random() < 0.7:
-            ys, xs = np.nonzero(ridge > np.quantile(ridge, 0.97))
-            k = int(rng.integers(len(ys))) if len(ys) else 0
-            centre = (int(xs[k]), int(ys[k])) if len(ys) else (size // 2, size // 2)
+        if len(ys) and rng.random() < 0.7:
+            k = int(rng.integers(len(ys)))
+            centre = (int(xs[k]), int(ys[k]))
         else:
             centre = (int(rng.integers(size)), int(rng.integers(size)))
-        axes = (int(rng.integers(2, max(3, size // 8))), int(rng.integers(1, max(2, size // 40))))
-        cv2.ellipse(mask, centre, axes, float(rng.uniform(0, 180)), 0, 360, 1.0, -1)
-    mask = cv2.GaussianBlur(mask, (0, 0), sigmaX=max(0.8, size / 200))[..., None]
+        long = int(rng.integers(1, max(2, size // (8 if rng.random() < 0.3 else 30))))
+        axes = (long, int(rng.integers(1, max(2, size // 50))))
+        cv2.ellipse(mask, centre, axes, float(rng.uniform(0, 180)), 0, 360, rng.uniform(0.5, 1), -1)
+    mask = cv2.GaussianBlur(mask, (0, 0), sigmaX=max(0.8, size / 150))[..., None]
     return (image * (1 - mask) + 255 * mask).astype(np.uint8)
 
 
@@ -195,9 +200,11 @@ def drape(rng: np.random.Generator, size: int, ranges: Ranges) -> Image:
     """Blue/green paper or cloth drape, or clear plastic over it, folded, with glints."""
     folds = _folds(rng, size, ranges)
     hue = np.full((size, size), _hue(rng, ranges.drape_hues), np.float32)
-    sat = np.full((size, size), rng.uniform(90, 230), np.float32)
-    val = rng.uniform(90, 200) + folds * rng.uniform(25, 70)
-    texture = rng.normal(0, rng.uniform(2, 10), (size, size)).astype(np.float32)
+    sat = np.full((size, size), rng.uniform(50, 220), np.float32)
+    val = rng.uniform(80, 200) + folds * rng.uniform(20, 60)
+    # Paper or non-woven fibres: fine noise smeared along one direction.
+    texture = rng.normal(0, rng.uniform(3, 14), (size, size)).astype(np.float32)
+    texture = cv2.GaussianBlur(texture, (0, 0), sigmaX=rng.uniform(0.5, 2.5), sigmaY=0.6)
     image = _hsv_fill(hue, sat + texture, val + texture)
     if rng.random() < 0.4:  # clear plastic on top: whitish, washed out, strong glints
         film = rng.uniform(0.3, 0.7)
