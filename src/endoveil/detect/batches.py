@@ -5,8 +5,9 @@ machine with two cores the model can score one batch while the next is being dec
 one after the other, the two costs add up. `BatchScorer` keeps the order and the batch
 boundaries the caller chooses, so the scores are the same as scoring in line.
 
-What a batch yields is `classifier.score`'s output; a per-frame descriptor computed from the
-same images would be one more field of `ScoredBatch`, filled in `_score_batch`.
+What a batch yields is `classifier.score`'s output and each image's colour signature
+(`endoveil.detect.extraction.colour_signatures`, for the extraction memory), computed in the
+same worker from the same images.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from endoveil.detect.classifier import Classifier
+from endoveil.detect.extraction import colour_signatures
 
 __all__ = ["BatchScorer", "ScoredBatch"]
 
@@ -34,6 +36,7 @@ class ScoredBatch:
 
     index: list[int]
     p_out: npt.NDArray[np.float32]
+    colour: npt.NDArray[np.uint8]
 
 
 class BatchScorer:
@@ -85,7 +88,7 @@ class BatchScorer:
         return done
 
     def _score_batch(self, index: list[int], images: npt.NDArray[np.uint8]) -> ScoredBatch:
-        return ScoredBatch(index, self._classifier.score(images))
+        return ScoredBatch(index, self._classifier.score(images), colour_signatures(images))
 
     def close(self) -> None:
         if self._pool is not None:

@@ -7,6 +7,8 @@ its input.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -103,6 +105,10 @@ class Labels:
         model: the model that scored the frames.
         params: post-processing parameters (threshold, sample_every, smoothing_s, margin_s...).
         extra: anything else worth keeping (output summary, review status).
+        colour: optional colour signatures of the scored frames, uint8 [n, k]
+            (`endoveil.detect.extraction.colour_signatures`), so that post-processing with
+            the extraction memory can be re-run from a labels file. JSON: ``frames.colour``,
+            one base64 string per frame.
 
     Example:
         >>> labels = Labels.empty(VideoSummary(2.0, 25.0, 50, 64, 48))
@@ -118,6 +124,7 @@ class Labels:
     model: ModelInfo = field(default_factory=ModelInfo)
     params: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    colour: npt.NDArray[np.uint8] | None = None
 
     def __post_init__(self) -> None:
         self.index = np.asarray(self.index, dtype=np.int64)
@@ -127,6 +134,10 @@ class Labels:
         _check_column("index", self.index, n)
         _check_column("time_s", self.time_s, n)
         _check_column("p_out", self.p_out, n)
+        if self.colour is not None:
+            self.colour = np.asarray(self.colour, dtype=np.uint8)
+            if self.colour.ndim != 2 or len(self.colour) != n:
+                raise ValueError(f"Labels.colour must have shape ({n}, k), got {self.colour.shape}")
         if n and np.any(np.diff(self.index) <= 0):
             raise ValueError("Labels.index must be strictly increasing")
         finite = bool(np.all(np.isfinite(self.p_out)))
@@ -152,7 +163,14 @@ class Labels:
 
     def __getitem__(self, key: slice | npt.NDArray[np.bool_] | Sequence[int]) -> Labels:
         """The scored frames selected by a slice, mask or index list; segments are kept."""
-        return replace(self, index=self.index[key], time_s=self.time_s[key], p_out=self.p_out[key])
+        colour = self.colour[key] if self.colour is not None else None
+        return replace(
+            self,
+            index=self.index[key],
+            time_s=self.time_s[key],
+            p_out=self.p_out[key],
+            colour=colour,
+        )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Labels):
@@ -166,6 +184,11 @@ class Labels:
             and self.model == other.model
             and self.params == other.params
             and self.extra == other.extra
+            and (
+                np.array_equal(self.colour, other.colour)
+                if self.colour is not None and other.colour is not None
+                else self.colour is None and other.colour is None
+            )
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -263,11 +286,19 @@ class Labels:
                 index=self.index.tolist(),
                 time_s=[round(t, 6) for t in self.time_s.tolist()],
                 p_out=[round(p, 5) for p in self.p_out.tolist()],
+                colour=(
+                    [base64.b64encode(row.tobytes()).decode("ascii") for row in self.colour]
+                    if self.colour is not None
+                    else None
+                ),
             ),
             segments=[_SegmentDoc(**s.__dict__) for s in self.segments],
             extra=self.extra,
         )
-        return doc.model_dump(mode="json", by_alias=True)
+        out = doc.model_dump(mode="json", by_alias=True)
+        if self.colour is None:
+            del out["frames"]["colour"]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, path: Path | None = None) -> Labels:
@@ -289,6 +320,7 @@ class Labels:
                 model=ModelInfo(**doc.model.model_dump()),
                 params=dict(doc.params),
                 extra=dict(doc.extra),
+                colour=_decode_colour(doc.frames.colour, path),
             )
         except ValueError as exc:
             raise LabelsFormatError(str(exc), path=path) from exc
@@ -378,6 +410,19 @@ def mark_reviewed(labels: Labels, when: str) -> Labels:
     return replace(labels, extra={**labels.extra, REVIEWED: True, f"{REVIEWED}_at": when})
 
 
+def _decode_colour(rows: list[str] | None, path: Path | None) -> npt.NDArray[np.uint8] | None:
+    if rows is None:
+        return None
+    try:
+        decoded = [base64.b64decode(row, validate=True) for row in rows]
+    except (binascii.Error, ValueError) as exc:
+        raise LabelsFormatError(f"frames.colour: not base64: {exc}", path=path) from exc
+    if len({len(d) for d in decoded}) > 1:
+        raise LabelsFormatError("frames.colour: rows of different lengths", path=path)
+    width = len(decoded[0]) if decoded else 0
+    return np.frombuffer(b"".join(decoded), np.uint8).reshape(len(decoded), width).copy()
+
+
 def mask_from_segments(segments: Iterable[Segment], frame_count: int) -> npt.NDArray[np.bool_]:
     """One boolean per frame, True inside any segment."""
     mask = np.zeros(frame_count, dtype=bool)
@@ -428,6 +473,7 @@ class _FramesDoc(_Strict):
     index: list[int]
     time_s: list[float]
     p_out: list[float]
+    colour: list[str] | None = None
 
 
 class _SegmentDoc(_Strict):

@@ -11,6 +11,7 @@ from av.video.reformatter import VideoReformatter
 
 from endoveil.detect.batches import BatchScorer
 from endoveil.detect.classifier import Classifier
+from endoveil.detect.extraction import SIGNATURE_SIZE
 from endoveil.detect.labels import Labels, VideoSummary
 from endoveil.detect.temporal import TemporalParams, postprocess
 from endoveil.media.probe import VideoInfo, probe
@@ -80,6 +81,7 @@ def scan_video(
 
     index: list[int] = []
     p_out: list[float] = []
+    colour: list[npt.NDArray[np.uint8]] = []  # colour signatures, for the extraction memory
 
     # Score the first decoded frame at or after every sampling point; with sampling, pictures
     # nothing refers to are not even decoded. The model scores one batch in a worker thread
@@ -101,17 +103,20 @@ def scan_video(
                 scorer.flush()
                 index.append(frame.index)
                 p_out.append(1.0)
+                colour.append(np.zeros(SIGNATURE_SIZE, np.uint8))
             if progress:
                 progress(frame.index + 1, info.frame_count)
         for batch in scorer.finish():
             index.extend(batch.index)
             p_out.extend(batch.p_out.tolist())
+            colour.extend(batch.colour)
         undecodable = reader.undecodable
 
     order = np.argsort(index, kind="stable")
     idx = np.asarray(index, np.int64)[order]
     scores = np.asarray(p_out, np.float32)[order]
-    segments = postprocess(idx, scores, info.frame_times, info.duration_s, params)
+    signatures = np.asarray(colour, np.uint8).reshape(-1, SIGNATURE_SIZE)[order]
+    segments = postprocess(idx, scores, info.frame_times, info.duration_s, params, signatures)
     return Labels(
         video=summarize(info),
         index=idx,
@@ -121,4 +126,5 @@ def scan_video(
         model=classifier.info,
         params={**params.as_dict(), "sample_every": every},
         extra={"undecodable_frames": undecodable} if undecodable else {},
+        colour=signatures,
     )

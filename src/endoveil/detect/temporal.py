@@ -11,6 +11,12 @@ construction:
    out-of-body runs is closed;
 4. **margin**: each segment grows by ``margin_s`` on both sides.
 
+When the scored frames carry colour signatures (``Labels.colour``, computed by the scan), an
+**extraction memory** (`endoveil.detect.extraction`) runs before steps 3 and 4: once a frame
+scores confidently out of body, every frame stays hidden until the scope is shown to be back
+(in-body scores *and* this video's own in-body colours, sustained), so that a classifier that
+takes drapes, gloves or skin for tissue cannot un-hide the middle of an excursion.
+
 Live use cannot look ahead; `CausalGate` is its fail-closed counterpart: it anonymizes from
 the start, enters out-of-body on the first suspicious frame, and returns to clear only after
 ``hold_s`` seconds of confident in-body scores.
@@ -23,6 +29,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import numpy.typing as npt
 
+from endoveil.detect.extraction import ExtractionMemory, MemoryParams, excursion_mask
 from endoveil.detect.labels import Segment, segments_from_mask
 
 __all__ = ["CausalGate", "TemporalParams", "fill_scores", "postprocess"]
@@ -37,12 +44,22 @@ class TemporalParams:
         threshold_low: hysteresis floor; None means ``threshold / 2``.
         smoothing_s: in-body gaps shorter than this between OOB segments are closed.
         margin_s: padding added before and after every segment.
+        memory: use the extraction memory where colour signatures are available.
+        back_s: how long the evidence of being back inside must last.
+        back_similarity: colour similarity to the video's own pre-excursion in-body view
+            that counts as evidence.
+        noref_back_s: without an in-body reference (the video starts outside), this long in
+            body ends an excursion.
     """
 
     threshold: float = 0.5
     threshold_low: float | None = None
     smoothing_s: float = 1.0
     margin_s: float = 1.0
+    memory: bool = True
+    back_s: float = 1.5
+    back_similarity: float = 0.4
+    noref_back_s: float = 5.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
@@ -51,6 +68,8 @@ class TemporalParams:
             raise ValueError(f"threshold_low must be in (0, threshold], got {self.threshold_low}")
         if self.smoothing_s < 0 or self.margin_s < 0:
             raise ValueError("smoothing_s and margin_s must be >= 0")
+        if self.back_s < 0 or self.noref_back_s < 0 or not 0 <= self.back_similarity <= 1:
+            raise ValueError("back_s, noref_back_s must be >= 0 and back_similarity in [0, 1]")
 
     @property
     def low(self) -> float:
@@ -58,6 +77,15 @@ class TemporalParams:
 
     def as_dict(self) -> dict[str, float]:
         return {**asdict(self), "threshold_low": self.low}
+
+    def memory_params(self) -> MemoryParams:
+        return MemoryParams(
+            threshold=self.threshold,
+            low=self.low,
+            back_s=self.back_s,
+            back_similarity=self.back_similarity,
+            noref_back_s=self.noref_back_s,
+        )
 
 
 def fill_scores(
@@ -122,6 +150,7 @@ def postprocess(
     frame_times: npt.NDArray[np.float64],
     duration_s: float,
     params: TemporalParams,
+    colour: npt.NDArray[np.uint8] | None = None,
 ) -> tuple[Segment, ...]:
     """Turn scores of some frames into the final out-of-body segments of the whole video.
 
@@ -131,6 +160,8 @@ def postprocess(
         frame_times: the time of every frame of the video (seconds, increasing).
         duration_s: the video's duration.
         params: thresholds, smoothing and margin.
+        colour: the scored frames' colour signatures (`colour_signatures`), which turn on
+            the extraction memory; None keeps to the scores alone.
 
     Example:
         >>> times = np.arange(10) / 10
@@ -141,6 +172,8 @@ def postprocess(
     frame_times = np.asarray(frame_times, np.float64)
     p = fill_scores(np.asarray(index, np.int64), np.asarray(p_out, np.float32), len(frame_times))
     mask = _hysteresis(p, params.threshold, params.low)
+    if colour is not None and params.memory and len(index):
+        mask |= _excursions(np.asarray(index, np.int64), p, frame_times, colour, params)
     mask = _close_gaps(mask, frame_times, params.smoothing_s)
     raw = segments_from_mask(mask, frame_times, duration_s)
     padded = _pad(raw, frame_times, params.margin_s) if params.margin_s > 0 else mask
@@ -149,12 +182,27 @@ def postprocess(
     return segments_from_mask(padded, frame_times, duration_s)
 
 
+def _excursions(
+    index: npt.NDArray[np.int64],
+    p: npt.NDArray[np.float32],
+    frame_times: npt.NDArray[np.float64],
+    colour: npt.NDArray[np.uint8],
+    params: TemporalParams,
+) -> npt.NDArray[np.bool_]:
+    """Every frame of the video inside an excursion; between two scored frames the safer
+    answer wins."""
+    away = excursion_mask(frame_times[index], p[index], colour, params.memory_params())
+    return fill_scores(index, away.astype(np.float32), len(frame_times)) > 0.5
+
+
 class CausalGate:
     """Live, fail-closed decision: should the frame at time ``t`` be anonymized?
 
     It starts anonymized; a frame scoring ``>= low`` (or no score: model slow or failing)
     puts it in out-of-body at once; it returns to clear only after ``hold_s`` seconds in which
-    every score was below ``low``.
+    every score was below ``low``. Frames given with a colour signature also feed an
+    `ExtractionMemory` (when ``params.memory``): after a confident out-of-body frame the gate
+    stays closed until the memory has seen the scope back inside. It can only hide more.
 
     Example:
         >>> gate = CausalGate(TemporalParams(threshold=0.5), hold_s=1.0)
@@ -169,10 +217,17 @@ class CausalGate:
         self.hold_s = hold_s
         self._clear_since: float | None = None
         self.anonymizing = True
+        self.memory = ExtractionMemory(params.memory_params()) if params.memory else None
 
-    def update(self, t: float, p_out: float | None) -> bool:
-        """Feed the score of the frame at time ``t`` (None if it could not be scored)."""
-        if p_out is None or not np.isfinite(p_out) or p_out >= self.params.low:
+    def update(
+        self, t: float, p_out: float | None, colour: npt.NDArray[np.uint8] | None = None
+    ) -> bool:
+        """Feed the score of the frame at time ``t`` (None if it could not be scored) and,
+        optionally, its colour signature."""
+        away = False
+        if self.memory is not None and colour is not None:
+            away = self.memory.update(t, p_out, colour)
+        if p_out is None or not np.isfinite(p_out) or p_out >= self.params.low or away:
             self.fail()
             return True
         if self._clear_since is None:

@@ -5,7 +5,9 @@ scores every frame and renders it, and each sink encodes and writes in its own t
 is never handed to a sink before it has been judged:
 
 - the output starts anonymized and turns clear only after ``hold_s`` of in-body scores
-  (`CausalGate`);
+  (`CausalGate`); once a frame scores confidently out of body, it stays anonymized until the
+  extraction memory has seen the scope back inside (this video's own in-body colours and
+  scores, sustained; `endoveil.detect.extraction`);
 - a frame that reaches the model too late (``max_lag_s``), or that the model fails on, is not
   scored and counts as suspicious;
 - when the source stalls, sinks get a "paused" card instead of pictures, and the gate starts
@@ -32,6 +34,7 @@ import numpy as np
 
 from endoveil.anonymize.render import Action, Renderer, renderer_for
 from endoveil.detect.classifier import Classifier
+from endoveil.detect.extraction import colour_signatures
 from endoveil.detect.temporal import CausalGate, TemporalParams
 from endoveil.live.sinks import LIVE_TIME_BASE, Delivery, Sink, SinkRunner, SinkStats
 from endoveil.live.sources import Captured, Source
@@ -308,18 +311,19 @@ class LiveSession:
         if self._t0 is None:
             self._t0 = captured.t_capture
             self._start_sinks(captured)
-        p_out = self._score(captured)
+        p_out, colour = self._score(captured)
         t = captured.t_capture - self._t0
-        hidden = self.gate.update(t, p_out)
+        hidden = self.gate.update(t, p_out, colour)
         state = "fail-closed" if p_out is None else ("anonymized" if hidden else "clear")
         self._pending.append(_Pending(captured, p_out, hidden, state))
         self._flush(final=False)
 
-    def _score(self, captured: Captured) -> float | None:
+    def _score(self, captured: Captured) -> tuple[float | None, np.ndarray | None]:
+        """The frame's p_out (None: not scored) and its colour signature."""
         lag = time.monotonic() - captured.t_capture
         if lag > self.config.max_lag_s:
             self.report.frames_not_scored += 1
-            return None
+            return None, None
         try:
             image = to_model_image(captured.frame, self.classifier.input_size)
             p_out = float(self.classifier.score(image[None])[0])
@@ -327,9 +331,9 @@ class LiveSession:
             self.report.model_failures += 1
             self.report.frames_not_scored += 1
             log.error("model failed: %s", exc)
-            return None
+            return None, None
         self.report.frames_scored += 1
-        return p_out
+        return p_out, colour_signatures(image[None])[0]
 
     def _suspicious(self, item: _Pending) -> bool:
         return item.p_out is None or not np.isfinite(item.p_out) or item.p_out >= self.params.low
