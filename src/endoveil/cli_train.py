@@ -189,8 +189,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
     colour = "red" if totals["leaked"] else "green"
     console.print(
         f"[{colour}]videos: {totals['leaked']} OOB frames leaked of {totals['oob_frames']}, "
-        f"{totals['lost']} in-body frames lost of {totals['frames'] - totals['oob_frames']}"
-        f"[/{colour}]",
+        f"{totals['lost']} in-body frames lost of {totals['frames'] - totals['oob_frames']}; "
+        f"{totals['excursions_hidden']} of {totals['excursions']} out-of-body excursions "
+        f"fully hidden[/{colour}]",
         highlight=False,
     )
 

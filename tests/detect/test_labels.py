@@ -163,3 +163,36 @@ def test_malformed_json_raises_labels_format_error(text: str, message: str, tmp_
 def test_missing_labels_file(tmp_path: Path) -> None:
     with pytest.raises(LabelsFormatError, match="cannot read labels"):
         Labels.load(tmp_path / "none.labels.json")
+
+
+def test_colour_signatures_round_trip_and_follow_slicing(tmp_path: Path) -> None:
+    colour = np.arange(10 * 48, dtype=np.uint8).reshape(10, 48)
+    labels = make_labels(colour=colour)
+    path = tmp_path / "c.labels.json"
+    labels.save(path)
+    data = json.loads(path.read_text())
+    assert isinstance(data["frames"]["colour"][0], str)  # one compact base64 row per frame
+    loaded = Labels.load(path)
+    assert loaded == labels
+    np.testing.assert_array_equal(loaded.colour, colour)
+    np.testing.assert_array_equal(labels[2:4].colour, colour[2:4])
+    # Labels without the column are written as before, without a "colour" key.
+    make_labels().save(path)
+    assert "colour" not in json.loads(path.read_text())["frames"]
+    assert Labels.load(path).colour is None
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [(["not base64!"] * 10, "not base64"), (["AAAA"] * 9 + ["AAAAAAAA"], "different lengths")],
+)
+def test_malformed_colour_column(rows: list[str], message: str, tmp_path: Path) -> None:
+    data = make_labels().to_dict()
+    data["frames"]["colour"] = rows
+    with pytest.raises(LabelsFormatError, match=message):
+        Labels.from_dict(data)
+
+
+def test_colour_column_must_match_the_frames() -> None:
+    with pytest.raises(ValueError, match="colour"):
+        make_labels(colour=np.zeros((3, 48), np.uint8))

@@ -65,8 +65,15 @@ def test_train_then_evaluate_writes_model_and_reports(
     assert summary["frames"]["frames"] == 12 + 8
     assert summary["video_totals"]["oob_frames"] == 8
     assert summary["video_totals"]["leaked"] + summary["video_totals"]["lost"] >= 0
+    # One excursion (the whole clip), reported per video, in the text and in the page.
+    assert summary["video_totals"]["excursions"] == 1
+    hidden = summary["video_totals"]["excursions_hidden"]
+    assert hidden == (1 if summary["video_totals"]["leaked"] == 0 else 0)
+    assert summary["videos"][0]["excursion_details"][0]["frames"] == 8
+    assert f"{hidden} of 1 out-of-body excursions fully hidden" in " ".join(result.output.split())
     assert set(summary["sources"]) == {"in_a", "in_b", "ou_c", "ou_d", "room"}
     page = (report / "report.html").read_text()
+    assert "excursions fully hidden: " + str(hidden) + " of 1" in page
     assert (
         page.count("<svg") == 2
         and "room__clip.mp4" in page

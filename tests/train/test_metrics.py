@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from endoveil.train.data import Sample, split_by_source
-from endoveil.train.evaluate import Scored, VideoResult, summarize
+from endoveil.train.evaluate import Scored, VideoResult, excursions, summarize
 from endoveil.train.metrics import choose_threshold, operating_point, pr_auc, roc_auc
 
 
@@ -65,7 +65,15 @@ def test_summary_counts_leaks_and_losses_per_video() -> None:
     s = summarize(scored, [video], threshold=0.5)
     assert s["frames"]["sensitivity"] == 0.5 and s["frames"]["specificity"] == 1.0
     assert s["sources"]["s1"]["roc_auc"] == 1.0 and s["sources"]["s2"]["roc_auc"] == 0.0
-    assert s["video_totals"] == {"videos": 1, "frames": 4, "oob_frames": 2, "leaked": 1, "lost": 1}
+    assert s["video_totals"] == {
+        "videos": 1,
+        "frames": 4,
+        "oob_frames": 2,
+        "leaked": 1,
+        "lost": 1,
+        "excursions": 0,
+        "excursions_hidden": 0,
+    }
     assert [m["key"] for m in s["misclassified"]] == ["c"]
 
 
@@ -79,3 +87,29 @@ def test_split_keeps_sources_whole_and_both_classes_in_train() -> None:
     assert {s.group for s in train}.isdisjoint({s.group for s in val})
     assert {s.label for s in train} == {0, 1} and {s.label for s in val} == {0, 1}
     assert split_by_source(samples, 0.3, seed=0) == (train, val)
+
+
+def test_excursions_count_leaks_one_by_one() -> None:
+    truth = np.array([0, 1, 1, 1, 0, 0, 1, 1, 0, 1], bool)
+    hidden = np.array([0, 1, 1, 1, 1, 0, 1, 0, 0, 1], bool)
+    found = excursions(truth, hidden, np.arange(10) / 10)
+    assert [(e["start_frame"], e["end_frame"], e["leaked"], e["hidden"]) for e in found] == [
+        (1, 4, 0, True),
+        (6, 8, 1, False),
+        (9, 10, 0, True),
+    ]
+    assert found[1]["start_s"] == 0.6
+    assert excursions(np.zeros(3, bool), np.zeros(3, bool), np.arange(3.0)) == []
+
+
+def test_summary_reports_excursions_fully_hidden() -> None:
+    scored = Scored(key=["a"], source=["s"], truth=[True], p_out=[0.9])
+    truth = np.array([1, 1, 0, 1, 1], bool)
+    hidden = np.array([1, 1, 0, 1, 0], bool)
+    video = VideoResult(
+        "v.mp4", "s", 5, 4, 1, 0, [], [], [], [], excursions(truth, hidden, np.arange(5.0))
+    )
+    s = summarize(scored, [video], threshold=0.5)
+    assert s["video_totals"]["excursions"] == 2 and s["video_totals"]["excursions_hidden"] == 1
+    assert s["videos"][0]["excursions_hidden"] == 1
+    assert [e["leaked"] for e in s["videos"][0]["excursion_details"]] == [0, 1]

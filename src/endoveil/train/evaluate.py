@@ -25,13 +25,47 @@ from endoveil.errors import LabelsFormatError, MediaError
 from endoveil.train.data import discover
 from endoveil.train.metrics import operating_point, pr_auc, roc_auc, roc_curve
 
-__all__ = ["EvalResult", "Scored", "VideoResult", "evaluate", "summarize", "write_results"]
+__all__ = [
+    "EvalResult",
+    "Scored",
+    "VideoResult",
+    "evaluate",
+    "excursions",
+    "summarize",
+    "write_results",
+]
 
 Progress = Callable[[str, int, int], None]
 """Called with (what, done, total)."""
 
 BATCH = 32
 _VIDEO_KEYS = ("video", "source", "frames", "oob_frames", "leaked", "lost")
+
+
+def excursions(
+    truth: npt.NDArray[np.bool_], hidden: npt.NDArray[np.bool_], times: npt.NDArray[np.float64]
+) -> list[dict[str, Any]]:
+    """Each out-of-body excursion of a video (a run of truly OOB frames) and what leaked of it.
+
+    Why: a user asks "was the time outside hidden?", per excursion; a few leaked frames
+    spread over ten excursions are ten privacy failures, not one.
+    """
+    padded = np.concatenate([[False], np.asarray(truth, bool), [False]])
+    edges = np.flatnonzero(padded[1:] != padded[:-1])
+    out = []
+    for start, end in zip(edges[::2], edges[1::2], strict=True):
+        leaked = int((~hidden[start:end]).sum())
+        out.append(
+            {
+                "start_frame": int(start),
+                "end_frame": int(end),
+                "start_s": round(float(times[start]), 3),
+                "frames": int(end - start),
+                "leaked": leaked,
+                "hidden": leaked == 0,
+            }
+        )
+    return out
 
 
 @dataclass
@@ -58,6 +92,11 @@ class VideoResult:
     p_out: list[float]
     truth: list[bool]
     predicted: list[bool]
+    excursions: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def excursions_hidden(self) -> int:
+        return sum(1 for e in self.excursions if e["hidden"])
 
 
 @dataclass
@@ -123,7 +162,8 @@ def evaluate(
         annotation = find_annotation(video)
         if annotation is None:
             raise LabelsFormatError("no annotation beside the video", path=video)
-        truth = read_frame_mask(annotation, probe(video).frame_times)
+        frame_times = probe(video).frame_times
+        truth = read_frame_mask(annotation, frame_times)
         predicted = labels.oob_mask()
         source = video.stem.split("__")[0] if "__" in video.stem else video.stem
         for i, p in zip(labels.index.tolist(), labels.p_out.tolist(), strict=True):
@@ -143,6 +183,7 @@ def evaluate(
                 p_out=labels.p_out.tolist(),
                 truth=truth[labels.index].tolist(),
                 predicted=predicted[labels.index].tolist(),
+                excursions=excursions(truth, predicted, frame_times),
             )
         )
         if progress:
@@ -200,13 +241,23 @@ def summarize(scored: Scored, videos: Sequence[VideoResult], threshold: float) -
         "threshold": threshold,
         "frames": _frame_metrics(scored.truth, scored.p_out, threshold),
         "sources": sources,
-        "videos": [{k: getattr(v, k) for k in _VIDEO_KEYS} for v in videos],
+        "videos": [
+            {
+                **{k: getattr(v, k) for k in _VIDEO_KEYS},
+                "excursions": len(v.excursions),
+                "excursions_hidden": v.excursions_hidden,
+                "excursion_details": v.excursions,
+            }
+            for v in videos
+        ],
         "video_totals": {
             "videos": len(videos),
             "frames": sum(v.frames for v in videos),
             "oob_frames": sum(v.oob_frames for v in videos),
             "leaked": sum(v.leaked for v in videos),
             "lost": sum(v.lost for v in videos),
+            "excursions": sum(len(v.excursions) for v in videos),
+            "excursions_hidden": sum(v.excursions_hidden for v in videos),
         },
         "misclassified": [
             {"key": scored.key[i], "truth_oob": bool(y[i]), "p_out": round(float(p[i]), 5)}

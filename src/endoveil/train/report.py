@@ -157,8 +157,21 @@ def render_html(result: EvalResult) -> str:
         "<h2>Labelled videos, after temporal post-processing</h2>",
         f"<p class='{leaked_class}'>OOB frames leaked: {totals['leaked']} of "
         f"{totals['oob_frames']}; in-body frames lost: {totals['lost']} of "
-        f"{totals['frames'] - totals['oob_frames']}.</p>",
-        _table(s["videos"], ["video", "source", "frames", "oob_frames", "leaked", "lost"]),
+        f"{totals['frames'] - totals['oob_frames']}. Out-of-body excursions fully hidden: "
+        f"{totals['excursions_hidden']} of {totals['excursions']}.</p>",
+        _table(
+            s["videos"],
+            [
+                "video",
+                "source",
+                "frames",
+                "oob_frames",
+                "leaked",
+                "lost",
+                "excursions",
+                "excursions_hidden",
+            ],
+        ),
     ]
     for video in result.videos:
         parts += [f"<h3>{html.escape(video.video)}</h3>", timeline_svg(video, threshold)]
