@@ -52,8 +52,10 @@ def known_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def labels(known_clip: Path, classifier: OnnxClassifier) -> Labels:
-    """Frames 25..49 of `known_clip` are out of body; no margin."""
-    found = scan_video(known_clip, classifier, params=TemporalParams(margin_s=0.0), sample_every=1)
+    """Frames 25..49 of `known_clip` are out of body; no margin, no extraction memory."""
+    # Exact segments (no margin, no extraction memory): the subject here is verify.
+    params = TemporalParams(margin_s=0.0, memory=False)
+    found = scan_video(known_clip, classifier, params=params, sample_every=1)
     return Labels(
         found.video, found.index, found.time_s, found.p_out, found.segments,
         found.model, found.params, {"output": {"action": "blur"}},

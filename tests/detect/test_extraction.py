@@ -184,3 +184,12 @@ def test_an_unscored_frame_never_counts_as_evidence_of_return(p_out: float | Non
     assert memory.update(5.0, 0.9, DARK)
     assert memory.update(6.0, p_out, TISSUE)
     assert not memory.update(7.0, 0.0, TISSUE)
+
+
+def test_a_short_in_body_start_still_gives_a_reference() -> None:
+    # Only 0.4 s in body before the scope leaves (less than guard_s): those frames are the
+    # reference, rather than none (which would mean waiting noref_back_s).
+    times, p, colour = _video((0.4, [0.0001], TISSUE), (0.4, [0.95], DARK), (4.0, [0.0002], TISSUE))
+    memory = ExtractionMemory(MemoryParams(threshold=THRESHOLD, low=THRESHOLD / 2))
+    away = [memory.update(float(t), float(q), c) for t, q, c in zip(times, p, colour, strict=True)]
+    assert away[5] and not away[-1]

@@ -196,6 +196,8 @@ class ExtractionMemory:
         self.away = True
         self.excursions += 1
         old = [(p, s) for ts, p, s in self._inside if ts <= t - self.params.guard_s]
+        # A short video may have no in-body frame that old: then the ones it has.
+        old = old or [(p, s) for _ts, p, s in self._inside]
         if old:
             self._reference = np.mean([s for _p, s in old], axis=0)
             self._baseline = float(np.quantile([p for p, _s in old], 0.95))
