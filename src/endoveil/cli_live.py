@@ -7,7 +7,7 @@ import signal
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -15,12 +15,11 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from endoveil.cli_common import EXIT_USAGE, ModelOption, err, fail
-from endoveil.detect.classifier import OnnxClassifier
 from endoveil.errors import EndoveilError
-from endoveil.live.loop import LiveConfig, LiveReport, LiveSession, LiveStatus
-from endoveil.live.preview import HttpPreviewSink
-from endoveil.live.sinks import PushSink, RecordSink, Sink, VirtualCameraSink, WindowSink
-from endoveil.live.sources import open_source
+
+if TYPE_CHECKING:  # the live machinery loads when `endoveil live` runs, not with every command
+    from endoveil.live.loop import LiveReport, LiveSession, LiveStatus
+    from endoveil.live.sinks import Sink
 
 __all__ = ["register"]
 
@@ -86,6 +85,10 @@ def live(
         format="%(message)s",
         handlers=[RichHandler(console=err, show_path=False)],
     )
+    from endoveil.detect.classifier import OnnxClassifier
+    from endoveil.live.loop import LiveConfig, LiveSession
+    from endoveil.live.sources import open_source
+
     if action not in ("blur", "pixelate", "black"):
         fail("--action must be blur, pixelate or black", EXIT_USAGE)
     try:
@@ -145,6 +148,9 @@ def _sinks(
     record_preset: str,
     session_holder: list[LiveSession],
 ) -> list[Sink]:
+    from endoveil.live.preview import HttpPreviewSink
+    from endoveil.live.sinks import PushSink, RecordSink, VirtualCameraSink, WindowSink
+
     sinks: list[Sink] = []
     if record is not None:
         if not record.parent.is_dir():
