@@ -70,6 +70,8 @@ MIN_DETAIL_STD = 2.0
 MATCH_CANDIDATES = 24
 # An in-body slot that fails is compared with the in-body originals this many frames around it.
 NEAR_INBODY = 16
+# An in-body output frame this much closer to the previous original than to its own repeats it.
+REPEAT_MARGIN_DB = 3.0
 # In-body frames must come through this close to the original (PSNR of thumbnails, dB).
 INTACT_PSNR_DB = 28.0
 MAX_PROBLEMS_LISTED = 20
@@ -241,6 +243,8 @@ class _Evidence:
     """Detail thumbnails of the last in-body originals, to tell a misplaced in-body frame
     (a drop, a duplicate) from an out-of-body one put back."""
     pending: list[tuple[int, npt.NDArray[np.float32], float]] = field(default_factory=list)
+    previous: tuple[int, npt.NDArray[np.float32]] | None = None
+    """The last in-body original's thumbnail: an output frame may repeat it."""
 
     def settle(self, upto: int) -> None:
         """Match the in-body failures whose neighbourhood has been read (all if ``upto`` < 0)."""
@@ -396,8 +400,18 @@ def _compare(
         return  # an undecodable original frame is hidden, above
     evidence.recent.append((frame.index, _detail(a)))
     _, psnr, _ = frame_similarity(a, b)
+    previous, evidence.previous = evidence.previous, (frame.index, a)
     if psnr < INTACT_PSNR_DB:
         evidence.pending.append((frame.index, _detail(b), psnr))
+    elif previous is not None and previous[0] == frame.index - 1:
+        # Close to its original, but is it the frame before, shown again? Only a clear
+        # preference counts: a still scene makes both equally likely.
+        _, psnr_previous, _ = frame_similarity(previous[1], b)
+        if psnr_previous >= psnr + REPEAT_MARGIN_DB:
+            report.add(
+                f"frame {frame.index}: shows frame {frame.index - 1} again (PSNR "
+                f"{psnr_previous:.1f} dB to it, {psnr:.1f} dB to its own): a repeated frame"
+            )
     evidence.settle(frame.index)
 
 
