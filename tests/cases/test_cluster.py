@@ -9,11 +9,12 @@ import pytest
 
 from endoveil.anonymize.offline import PipelineConfig
 from endoveil.anonymize.verify import verify
-from endoveil.cases.batch import BatchSettings, run_batch
+from endoveil.cases.batch import BatchSettings, run_batch, shared_work
 from endoveil.cases.cluster import run_on_cluster
 from endoveil.cases.discover import Case, discover_cases
 from endoveil.cases.merge import check_segments, merge_segments, plan_merge
 from endoveil.cases.report import CaseEntry
+from endoveil.cases.state import STATE_DIR
 
 distributed = pytest.importorskip("distributed")
 
@@ -56,6 +57,11 @@ def test_batch_on_a_local_cluster(
             observer=recorder,
             runner=run_on_cluster(cluster.scheduler_address),
         )
+
+    # Cluster scratch (merged, not yet anonymized cases) stays out of the output root.
+    folders = [p.relative_to(settings.output_root) for p in settings.output_root.rglob("*")]
+    assert [str(p) for p in folders if (settings.output_root / p).is_dir()] == [STATE_DIR]
+    assert not shared_work(settings.output_root, b"k").is_relative_to(settings.output_root)
 
     entries = {e.index: e for e in report.entries}
     assert [entries[i].status for i in (1, 2, 3)] == ["failed", "done", "done"]

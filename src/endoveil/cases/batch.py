@@ -41,7 +41,7 @@ from endoveil.cases.worker import CaseJob, CaseOutcome, process_case, redact, sh
 from endoveil.detect.classifier import default_model_path
 from endoveil.errors import ModelError, OutputError
 
-__all__ = ["BatchObserver", "BatchSettings", "run_batch", "state_key_path"]
+__all__ = ["BatchObserver", "BatchSettings", "run_batch", "shared_work", "state_key_path"]
 
 ProgressEvent = tuple[int, str, int, int]
 """(case index, stage, done, total)"""
@@ -76,9 +76,9 @@ class BatchSettings:
         verify: prove every output with `verify` before calling its case done.
         workers: cases run in parallel (worker processes).
         retry_failed: run again the cases that failed in an earlier run.
-        shared_work: merge cases under the output root (a Dask cluster's workers must reach
-            the scratch files on shared storage); otherwise beside the mapping log, so the
-            shared folder never holds a raw, merged case.
+        shared_work: merge cases beside the output root (a Dask cluster's workers must reach
+            the scratch files on shared storage; see `shared_work`); otherwise beside the
+            mapping log. Either way the output root never holds a raw, merged case.
     """
 
     output_root: Path
@@ -147,7 +147,9 @@ def run_batch(
     else:
         key = load_or_create_key(state_key_path(settings.log))
     report = BatchReport(started_at=now_utc(), cases=len(cases))
-    work = None if settings.shared_work else _private_work(settings.log, key, root)
+    work = (
+        shared_work(root, key) if settings.shared_work else _private_work(settings.log, key, root)
+    )
     with StateStore(root, key, work=work) as store:
         store.check_run(settings.fingerprint(model_sha))
         report.recovered = store.recover()
@@ -179,6 +181,14 @@ def run_batch(
             report.elapsed_s = time.perf_counter() - started
             write_report(report, root)
     return report
+
+
+def shared_work(root: Path, key: bytes) -> Path:
+    """Scratch space a cluster's workers reach: beside the output root (on the same shared
+    storage), never inside it, so the shared folder holds no raw, merged case; named by a
+    keyed hash of the root."""
+    digest = hmac.new(key, str(root.resolve()).encode(), hashlib.sha256).hexdigest()[:24]
+    return root.resolve().parent / ".endoveil-work" / digest
 
 
 def _private_work(log: Path, key: bytes, root: Path) -> Path:
