@@ -23,6 +23,7 @@ from endoveil.errors import LeakError
 from endoveil.media.probe import probe
 from endoveil.media.reader import FrameReader, upright
 from endoveil.media.writer import VideoWriter
+from tamper import add_stream_copy
 
 Edit = Callable[[int, av.VideoFrame], av.VideoFrame | None]
 
@@ -211,3 +212,18 @@ def test_more_hidden_than_the_scores_ask_passes(
     out = _rewrite(known_clip, tmp_path / "wide.mp4", wider, _keep)
     report = verify(known_clip, out, wider)
     assert report.ok, report.problems
+
+
+def test_a_metadata_only_failure_says_what_failed(
+    known_clip: Path, labels: Labels, tmp_path: Path
+) -> None:
+    """Not "(0 problem(s))": the error line counts the identifying metadata (the planted
+    title and the muxer's encoder tag)."""
+    good = _rewrite(known_clip, tmp_path / "good.mp4", labels, _keep)
+    tagged = add_stream_copy(good, tmp_path / "tagged.mp4", good, kind="none", tags={"title": "x"})
+    truth = tmp_path / "truth.labels.json"
+    labels.save(truth)
+    result = CliRunner().invoke(app, ["verify", str(known_clip), str(tagged), str(truth), "-q"])
+    assert result.exit_code == 3
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {tagged}: verification failed (2 identifying metadata finding(s))"]
