@@ -227,3 +227,20 @@ def test_a_metadata_only_failure_says_what_failed(
     assert result.exit_code == 3
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == [f"error: {tagged}: verification failed (2 identifying metadata finding(s))"]
+
+
+def test_matching_keeps_a_bounded_number_of_originals() -> None:
+    """A two-hour video mostly out of body must not keep every hidden frame in memory."""
+    from endoveil.anonymize.verify import MAX_KEPT, MAX_KEPT_PER_SEGMENT, _originals_kept
+
+    count = 216_000  # 2 h at 30 fps
+    mask = np.zeros(count, bool)
+    mask[1000:200_000] = True
+    for start in range(200_500, 215_000, 500):
+        mask[start : start + 200] = True
+    video = VideoSummary(7200.0, 30.0, count, 64, 48)
+    times = np.arange(count) / 30.0
+    labels = Labels.empty(video).with_segments(segments_from_mask(mask, times, 7200.0))
+    kept = _originals_kept(labels, count)
+    assert 0 < kept.sum() <= MAX_KEPT and not (kept & ~mask).any()
+    assert kept[1000:200_000].sum() <= MAX_KEPT_PER_SEGMENT

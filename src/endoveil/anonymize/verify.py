@@ -32,6 +32,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -68,6 +69,8 @@ LEAK_CORRELATION = 0.5
 MIN_DETAIL_STD = 2.0
 # Originals of a stretch a hidden frame is matched against (nearest first, then spread).
 MATCH_CANDIDATES = 24
+# Hidden originals kept for matching (about 10 kB each): per out-of-body segment, and in all.
+MAX_KEPT_PER_SEGMENT, MAX_KEPT = 512, 8192
 # An in-body slot that fails is compared with the in-body originals this many frames around it.
 NEAR_INBODY = 16
 # An in-body output frame this much closer to the previous original than to its own repeats it.
@@ -192,7 +195,7 @@ _TRANSFORMS: tuple[tuple[str, int | None], ...] = (
 
 
 def _best_match(
-    shown: npt.NDArray[np.float32], originals: dict[int, npt.NDArray[np.float32]]
+    shown: npt.NDArray[np.float32], originals: dict[int, npt.NDArray[np.floating[Any]]]
 ) -> tuple[float, int, str]:
     """The original frame ``shown`` (a detail thumbnail) looks most like, moved (up to a sixth
     of the frame) or mirrored: (correlation, frame index, how)."""
@@ -202,9 +205,10 @@ def _best_match(
     if float(template.std()) < 1e-3:
         return 0.0, -1, ""
     best = (0.0, -1, "")
-    for index, original in originals.items():
-        if original.shape != shown.shape:
+    for index, stored in originals.items():
+        if stored.shape != shown.shape:
             continue
+        original = stored.astype(np.float32)
         for how, flip in _TRANSFORMS:
             image = original if flip is None else cv2.flip(original, flip)
             scores = cv2.matchTemplate(image, template, cv2.TM_CCOEFF_NORMED)
@@ -230,7 +234,7 @@ def _candidates(frames: list[int], around: int) -> list[int]:
 class _Evidence:
     """What the frame-by-frame pass keeps for the matching done once every frame is known."""
 
-    originals: dict[int, npt.NDArray[np.float32]] = field(default_factory=dict)
+    originals: dict[int, npt.NDArray[np.floating[Any]]] = field(default_factory=dict)
     """Detail thumbnails of the original's hidden frames (with detail worth hiding)."""
     hidden: list[tuple[int, npt.NDArray[np.float32], str]] = field(default_factory=list)
     """Hidden output frames that failed their form: (source index, detail thumbnail, why)."""
@@ -292,6 +296,7 @@ def verify(
     durations = src_info.frame_durations() * float(src_info.time_base)
     tolerance = 0.5 * float(np.min(durations)) if len(durations) else 0.001
     evidence = _Evidence()
+    kept = _originals_kept(labels, len(oob))
 
     with (
         FrameReader(src_info.path, src_info) as src_reader,
@@ -301,7 +306,7 @@ def verify(
         removed_s = 0.0
         for frame in src_reader:
             hidden = bool(oob[frame.index]) or not frame.decoded
-            if hidden:
+            if hidden and kept[frame.index]:
                 _keep_original(frame, evidence)
             if report.cut and hidden:
                 removed_s += float(durations[frame.index])
@@ -367,12 +372,29 @@ def _check_segments_against_scores(
     )
 
 
+def _originals_kept(labels: Labels, count: int) -> npt.NDArray[np.bool_]:
+    """Which hidden originals to keep for matching: all of a short stretch, an even spread of
+    a long one, so memory stays bounded (`MAX_KEPT_PER_SEGMENT`, `MAX_KEPT`) on long videos.
+    The proof of a hidden frame is its form; matching only names what a failing frame shows."""
+    kept = np.zeros(count, bool)
+    for seg in labels.segments:
+        span = np.arange(seg.start_frame, seg.end_frame)
+        step = max(1, -(-len(span) // MAX_KEPT_PER_SEGMENT))
+        kept[span[::step]] = True
+    total = int(kept.sum())
+    if total > MAX_KEPT:
+        chosen = np.flatnonzero(kept)
+        kept[:] = False
+        kept[chosen[:: -(-total // MAX_KEPT)]] = True
+    return kept
+
+
 def _keep_original(frame: Frame, evidence: _Evidence) -> None:
     thumb = _gray(frame, THUMB_WIDTH)
     if thumb is not None:
         detail = _detail(thumb)
         if float(detail.std()) >= MIN_DETAIL_STD:
-            evidence.originals[frame.index] = detail
+            evidence.originals[frame.index] = detail.astype(np.float16)  # half the memory
 
 
 def _compare(
