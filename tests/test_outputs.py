@@ -109,11 +109,11 @@ time.sleep(60)
 
 
 def test_stale_parts_of_dead_runs_are_removed(tmp_path: Path) -> None:
-    dead = tmp_path / ".case.anonymized.k1x9.part.mp4"  # its writer was killed
+    dead = tmp_path / ".case.anonymized.k1x9.endoveil.part.mp4"  # its writer was killed
     dead.write_bytes(b"x" * 100)
-    live = tmp_path / ".other.anonymized.q2z8.part.mp4"
+    live = tmp_path / ".other.anonymized.q2z8.endoveil.part.mp4"
     live.write_bytes(b"y" * 100)
-    kept = tmp_path / ".notes.txt"
+    kept = tmp_path / ".notes.part1.txt"  # a user's file that merely looks like a part
     kept.write_text("not ours")
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD, str(live)], stdout=subprocess.PIPE, text=True
@@ -132,7 +132,7 @@ def test_stale_parts_of_dead_runs_are_removed(tmp_path: Path) -> None:
 def test_a_run_removes_stale_parts_but_not_its_own(
     clip: Path, classifier: OnnxClassifier, tmp_path: Path
 ) -> None:
-    dead = tmp_path / ".case.anonymized.abcd.part.mp4"
+    dead = tmp_path / ".case.anonymized.abcd.endoveil.part.mp4"
     dead.write_bytes(b"x")
     fd = os.open(dead, os.O_RDONLY)
     fcntl.flock(fd, fcntl.LOCK_EX)  # as if a living run of this process were writing it

@@ -40,8 +40,9 @@ __all__ = [
     "write_text_atomic",
 ]
 
-PART_MARKER = ".part"
-"""Every temporary file's name holds this (``.<stem>.<random>.part<suffix>``)."""
+PART_MARKER = ".endoveil.part"
+"""Every temporary file's name holds this (``.<stem>.<random>.endoveil.part<suffix>``), so
+clean-up never touches a user's file that merely looks like a part."""
 
 _RENAME_NOREPLACE = 1
 _AT_FDCWD = -100
