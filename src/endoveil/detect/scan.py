@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import av
 import numpy as np
 import numpy.typing as npt
 from av.video.reformatter import VideoReformatter
@@ -67,8 +68,9 @@ def scan_video(
         sample_every: score one frame in this many; None picks `auto_sample_every`.
         info: the video's `probe` result, if already known.
         progress: called as frames are decoded.
-        on_scored: called with (frame index, model image) for every scored frame; fast mode
-            keeps tiny previews from it to draw hidden frames without decoding them again.
+        on_scored: called with (frame index, model image) for every scored frame, in order,
+            from the scoring thread; fast mode keeps tiny previews from it to draw hidden frames
+            without decoding them again.
 
     Returns:
         Labels with the scored frames and the final segments.
@@ -87,17 +89,22 @@ def scan_video(
     # nothing refers to are not even decoded. The model scores one batch in a worker thread
     # while the next is decoded; batches are cut exactly where scoring in line cut them.
     next_sample = 0
-    reformatter = VideoReformatter()
+    reformatter = VideoReformatter()  # used by the worker thread only
+
+    def model_image(index: int, frame: av.VideoFrame) -> npt.NDArray[np.uint8]:
+        image = to_model_image(frame, classifier.input_size, reformatter)
+        if on_scored:
+            on_scored(index, image)
+        return image
+
     with (
         FrameReader(path, info, skip_nonref=every > 1) as reader,
-        BatchScorer(classifier, BATCH_SIZE) as scorer,
+        BatchScorer(classifier, BATCH_SIZE, prepare=model_image) as scorer,
     ):
         for frame in reader:
             if frame.video_frame is not None and frame.index >= next_sample:
-                image = to_model_image(frame.video_frame, classifier.input_size, reformatter)
-                if on_scored:
-                    on_scored(frame.index, image)
-                scorer.add(frame.index, image)
+                # Resized in the worker too: the decoder's thread only decodes.
+                scorer.add(frame.index, frame.video_frame)
                 next_sample = frame.index + every
             elif frame.video_frame is None and not frame.skipped:
                 scorer.flush()
