@@ -82,9 +82,9 @@ def train_command(
         typer.Option(
             min=0,
             help="Synthetic near-field pictures (drapes, gloves, skin, trocar; smoke, "
-            "red-out...) added per kind; 0 = none.",
+            "red-out...) added per kind, e.g. 64; 0 = none.",
         ),
-    ] = 64,
+    ] = 0,
     threads: Annotated[int, typer.Option(min=1)] = 2,
 ) -> None:
     """Fine-tune the out-of-body classifier and write an ONNX model."""

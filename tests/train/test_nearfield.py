@@ -78,3 +78,13 @@ def test_training_adds_the_synthetic_pictures(
     result = fit(config)
     kinds = len(nf.OUT_OF_BODY_KINDS) + 1 + len(nf.IN_BODY_KINDS)
     assert result.metrics["train_samples"] == 16 + kinds
+
+
+def test_the_recipe_names_synthetic_pictures_only_when_used() -> None:
+    pytest.importorskip("torch")
+    from endoveil.train.fit import TrainConfig, _recipe
+
+    plain = TrainConfig(data=[Path("d")], output=Path("m.onnx"))
+    assert "synthetic_per_kind" not in _recipe(plain)  # the shipped model's metadata, unchanged
+    used = TrainConfig(data=[Path("d")], output=Path("m.onnx"), synthetic_per_kind=64)
+    assert _recipe(used)["synthetic_per_kind"] == "64"

@@ -86,7 +86,7 @@ class TrainConfig:
     specificity_target: float = 0.95
     weight_decay: float = 1e-4
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    synthetic_per_kind: int = 64
+    synthetic_per_kind: int = 0
     version: str = "0.1.0"
     threads: int = 2
 
@@ -266,6 +266,19 @@ def _synthetic(
     return samples, [image for _kind, _label, image in made]
 
 
+def _recipe(config: TrainConfig) -> dict[str, str]:
+    """The settings that made the model, for its metadata.
+
+    Without synthetic pictures the option changes nothing, and is left out: the same recipe
+    then writes the same file as before the option existed (the shipped model reproduces
+    bit for bit).
+    """
+    recipe = {k: str(v) for k, v in asdict(config).items() if k not in _NOT_RECIPE}
+    if config.synthetic_per_kind == 0:
+        del recipe["synthetic_per_kind"]
+    return recipe
+
+
 def _truth(samples: Sequence[Sample]) -> npt.NDArray[np.bool_]:
     return np.array([s.label == 1 for s in samples], bool)
 
@@ -424,9 +437,7 @@ def _finish(
         "endoveil.val_metrics": json.dumps(
             {k: round(v, 5) if isinstance(v, float) else v for k, v in metrics.items()}
         ),
-        "endoveil.train_config": json.dumps(
-            {k: str(v) for k, v in asdict(config).items() if k not in _NOT_RECIPE}
-        ),
+        "endoveil.train_config": json.dumps(_recipe(config)),
     }
     config.output.parent.mkdir(parents=True, exist_ok=True)
     export_onnx(net, config.output, metadata)
