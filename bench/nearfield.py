@@ -19,7 +19,8 @@ inside the trocar tube are "don't care": hiding them is neither a leak nor a los
 It prints, per video and in total: frame-level ROC AUC on the scored frames, out-of-body
 frames leaked after post-processing, in-body frames hidden, and excursions fully hidden.
 
-Run: ``.venv/bin/python bench/nearfield.py [--model PATH] [--sample-every N]``
+Run: ``.venv/bin/python bench/nearfield.py [--model PATH] [--sample-every N] [--no-memory]``
+(``--no-memory``: post-processing as in v0.1, scores alone, for the before/after comparison)
 (videos are cached in bench/.cache/nearfield/).
 """
 
