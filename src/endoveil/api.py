@@ -11,7 +11,7 @@
 Every verb raises from `endoveil.errors` (`MediaError`, `ModelError`, `LabelsFormatError`,
 `OutputError`, `LeakError`) on bad input and ``ValueError`` on bad arguments; none prints or
 exits. Progress is an optional callback called with (frames done, frames in total). The CLI
-and the GUI call these same functions.
+(anonymize, verify, inspect, cases) and the GUI's detect and export jobs call these functions.
 """
 
 from __future__ import annotations
