@@ -93,14 +93,21 @@ OUT_OF_BODY_VIDEOS = (
 )
 
 
-def surgical_clip() -> tuple[Path | None, str]:
+def surgical_clip(slices: int = 1) -> tuple[Path | None, str]:
     """A 1080p30 H.264 clip (CRF 20, B-frames, a keyframe every 2 s) concatenated from the real
-    videos of ../shared/data, about 10% out of body; cached. (None, why) without the data."""
+    videos of ../shared/data, about 10% out of body; cached. (None, why) without the data.
+
+    ``slices``: slices per picture. 1 is what x264 and ``ffmpeg`` write by default; hardware
+    encoders in recorders often cut each picture into several.
+    """
     missing = [v for v in (*IN_BODY_VIDEOS, *OUT_OF_BODY_VIDEOS) if not (SHARED / v).is_file()]
     if missing:
         return None, f"skipped: the real videos of ../shared/data are absent ({missing[0]})"
-    path = CACHE / f"surgical_{HEIGHT}p{FPS}_gop{SURGICAL_GOP_S}s.mp4"
-    origin = "real surgical video from ../shared/data, 1080p30, B-frames, 2 s GOP"
+    path = CACHE / f"surgical_{HEIGHT}p{FPS}_gop{SURGICAL_GOP_S}s_{slices}slice.mp4"
+    origin = (
+        f"real surgical video from ../shared/data, 1080p30, B-frames, 2 s GOP, "
+        f"{slices} slice{'s' if slices > 1 else ''} a picture"
+    )
     if path.exists():
         return path, origin
     CACHE.mkdir(exist_ok=True)
@@ -113,10 +120,12 @@ def surgical_clip() -> tuple[Path | None, str]:
         stream = container.add_stream("libx264", rate=FPS)
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
         gop = FPS * SURGICAL_GOP_S
+        # Frame threads: PyAV's default (slice threads) would cut every picture in two.
+        stream.thread_type = "FRAME"
         stream.options = {
             "preset": "veryfast",
             "crf": "20",
-            "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=3",
+            "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=3:slices={slices}",
         }
         for image in sequence:
             frame = av.VideoFrame.from_ndarray(_fit(image), format="rgb24")

@@ -4,11 +4,15 @@ as a ratio to the reference-frame decode speed of the same clip, measured in the
 Run: ``.venv/bin/python bench/offline.py`` (``--verify`` also proves the outputs).
 
 Clips: the synthetic one (1080p30 60 s built from still images, `clip.benchmark_clip`) and
-one made from the real surgical videos of ../shared/data (1080p30, B-frames, 2 s GOP, about
-10% out of body, `clip.surgical_clip`; skipped with the reason where ../shared is absent).
+two made from the real surgical videos of ../shared/data (1080p30, B-frames, 2 s GOP, about
+10% out of body, `clip.surgical_clip`; skipped with the reason where ../shared is absent):
+``surgical`` with whole pictures (as x264 and ``ffmpeg`` write by default) and
+``surgical-sliced`` with 4 slices a picture (as many hardware recorders write).
 
 The reference is PyAV decoding only the pictures other pictures refer to (``skip_frame`` =
-NONREF, frame threads): the least any pass that looks at the pictures must decode. Every
+NONREF, PyAV's default threading): the least any pass that looks at the pictures must decode.
+endoveil decodes sliced pictures with slice threads, which is faster than that default; for
+sliced clips the same decode with slice threads is printed too, with the ratios to it. Every
 measurement runs in a fresh process (model loaded and warmed up first, as the CLI does before
 its first file) and is repeated ``--repeat`` times, round robin, so that load from other work
 on the machine spreads over all of them; medians are printed.
@@ -39,15 +43,15 @@ MODES = {
 }
 
 
-def reference_decode(clip: Path) -> dict[str, float]:
+def reference_decode(clip: Path, threads: str = "AUTO") -> dict[str, float]:
     """Seconds (wall and CPU) PyAV takes to decode the clip's reference pictures
-    (skip_frame NONREF, frame threads)."""
+    (skip_frame NONREF; ``threads``: AUTO, PyAV's default, or SLICE)."""
     import av
 
     started, cpu = time.perf_counter(), _cpu_s()
     with av.open(str(clip)) as container:
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        stream.thread_type = threads
         stream.codec_context.skip_frame = "NONREF"
         for _ in container.decode(stream):
             pass
@@ -154,6 +158,9 @@ def _clips(which: str) -> list[tuple[str, Path | None, str]]:
     if which in ("all", "surgical"):
         path, origin = surgical_clip()
         clips.append(("surgical", path, origin))
+    if which in ("all", "surgical-sliced"):
+        path, origin = surgical_clip(slices=4)
+        clips.append(("surgical-sliced", path, origin))
     if which in ("all", "synthetic"):
         path, origin = benchmark_clip()
         clips.append(("synthetic", path, origin))
@@ -164,7 +171,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--verify", action="store_true", help="verify each output video")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each (medians shown)")
-    parser.add_argument("--clip", choices=("all", "surgical", "synthetic"), default="all")
+    parser.add_argument(
+        "--clip", choices=("all", "surgical", "surgical-sliced", "synthetic"), default="all"
+    )
     parser.add_argument(
         "--modes", default="command,labels,exact,fast", help="comma-separated: " + ", ".join(MODES)
     )
@@ -175,7 +184,7 @@ def main() -> int:
     if args.worker:
         kind, clip, mode = args.worker
         if kind == "decode":
-            print(json.dumps(reference_decode(Path(clip))))
+            print(json.dumps(reference_decode(Path(clip), mode)))
         else:
             print(json.dumps(run_mode(Path(clip), mode, args.verify)))
         return 0
@@ -192,8 +201,11 @@ def main() -> int:
             continue
         print(f"\n{name} clip: {clip.name} ({origin})")
         runs: dict[str, list[dict[str, object]]] = {}
+        references = ["AUTO", "SLICE"] if name.endswith("sliced") else ["AUTO"]
         for _ in range(args.repeat):  # round robin: load spreads over every series
-            runs.setdefault("decode", []).append(_in_process(["decode", str(clip), "-"], None))
+            for threads in references:
+                facts = _in_process(["decode", str(clip), threads], None)
+                runs.setdefault(f"decode/{threads}", []).append(facts)
             for mode in modes:
                 for version, src in versions:
                     worker = ["run", str(clip), mode]
@@ -209,22 +221,33 @@ def _report(
     modes: list[str],
     versions: list[tuple[str, Path | None]],
 ) -> None:
-    decode = statistics.median(float(r["elapsed_s"]) for r in runs["decode"])  # type: ignore[arg-type]
-    decode_cpu = statistics.median(float(r["cpu_s"]) for r in runs["decode"])  # type: ignore[arg-type]
-    first = next(iter(v for k, v in runs.items() if k != "decode"), None)
+    def median(series: list[dict[str, object]], key: str) -> float:
+        return statistics.median(float(r[key]) for r in series)  # type: ignore[arg-type]
+
+    references = {k.split("/")[1]: v for k, v in runs.items() if k.startswith("decode/")}
+    first = next(iter(v for k, v in runs.items() if not k.startswith("decode/")), None)
     duration = float(first[0]["duration_s"]) if first else 0.0  # type: ignore[arg-type]
-    print(
-        f"reference-frame decode (PyAV, skip_frame NONREF): {duration / decode:5.1f}× realtime "
-        f"({decode:.2f} s, median of {len(runs['decode'])}; CPU {decode_cpu:.2f} s)"
-    )
+    for threads, series in references.items():
+        decode = median(series, "elapsed_s")
+        name = "PyAV's default threads" if threads == "AUTO" else "slice threads"
+        print(
+            f"reference-frame decode (PyAV, skip_frame NONREF, {name}): "
+            f"{duration / decode:5.1f}× realtime ({decode:.2f} s, median of {len(series)}; "
+            f"CPU {median(series, 'cpu_s'):.2f} s)"
+        )
     for mode in modes:
         for version, _src in versions:
             series = runs[f"{mode}/{version}"]
-            elapsed = statistics.median(float(r["elapsed_s"]) for r in series)  # type: ignore[arg-type]
+            elapsed, cpu = median(series, "elapsed_s"), median(series, "cpu_s")
             last = series[-1]
-            cpu = statistics.median(float(r["cpu_s"]) for r in series)  # type: ignore[arg-type]
             each = ", ".join(f"{float(r['elapsed_s']):.2f}" for r in series)  # type: ignore[arg-type]
             label = f"{MODES[mode]}{' [' + version + ']' if len(versions) > 1 else ''}"
+            ratios = "; ".join(
+                f"{median(ref, 'elapsed_s') / elapsed:.2f} of the decode speed"
+                f"{' with slice threads' if threads == 'SLICE' else ''}, CPU "
+                f"{median(ref, 'cpu_s') / cpu:.2f} of decoding's"
+                for threads, ref in references.items()
+            )
             extra = ""
             if "mode_used" in last:
                 extra = f", mode {last['mode_used']}, in-body frames re-encoded {last['reencoded']}"
@@ -232,9 +255,7 @@ def _report(
                 extra += f", verify {last['verify']}"
             print(
                 f"{label}: {duration / elapsed:5.1f}× realtime ({elapsed:.2f} s, runs "
-                f"{each}), "
-                f"{decode / elapsed:.2f} of the decode speed; CPU {cpu:.2f} s "
-                f"({decode_cpu / cpu:.2f} of decoding's); {last['segments']} OOB segment(s), "
+                f"{each}), {ratios}; CPU {cpu:.2f} s; {last['segments']} OOB segment(s), "
                 f"{float(last['oob_s']):.1f} s hidden, {last['scored']} frames scored "  # type: ignore[arg-type]
                 f"[scores {last['p_out_sha']}]{extra}"
             )

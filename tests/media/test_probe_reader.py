@@ -205,3 +205,23 @@ def test_sampled_detection_judges_every_frame(
     assert labels.extra.get("undecodable_frames", 0) == 0
     assert labels.oob_mask()[list(OOB)].all()
     assert not labels.oob_mask()[:12].any()
+
+
+@pytest.mark.parametrize("slices", [1, 4])
+def test_sliced_pictures_decode_with_slice_threads_to_the_same_pixels(
+    slices: int, tmp_path: Path
+) -> None:
+    """Hardware and sliced-thread encoders cut pictures into slices: the probe counts them, the
+    reader then decodes with slice threads (every core on one picture, no waiting on references)
+    and yields exactly the pictures of a single-threaded decode."""
+    options = {"x264-params": f"slices={slices}:bframes=2", "threads": "1"}
+    clip = write_clip(tmp_path / "sliced.mp4", _frames((320, 240)), options=options)
+    info = probe(clip)
+    assert info.slices_per_picture == slices
+    with FrameReader(clip, info) as threaded, FrameReader(clip, info, threads=False) as single:
+        assert threaded._stream.thread_type.name == ("SLICE" if slices > 1 else "AUTO")
+        pairs = list(zip(threaded, single, strict=True))
+    assert all(a.video_frame is not None and b.video_frame is not None for a, b in pairs)
+    for a, b in pairs:
+        assert a.video_frame is not None and b.video_frame is not None
+        assert np.array_equal(a.video_frame.to_ndarray(), b.video_frame.to_ndarray())

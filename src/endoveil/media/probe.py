@@ -72,6 +72,8 @@ class VideoInfo:
     """Matrix, primaries and transfer the source declares (outputs carry them on)."""
     video_streams: tuple[int, ...] = ()
     """Indices of every video stream but cover art; endoveil reads the first (``[0]``)."""
+    slices_per_picture: int = 1
+    """H.264: slices in the first picture (hardware and sliced-thread encoders write several)."""
 
     @property
     def frame_count(self) -> int:
@@ -116,7 +118,7 @@ def probe(path: Path | str) -> VideoInfo:
         stream = container.streams.video[0]
         ctx = stream.codec_context
         check_frame_size(ctx.width, ctx.height, path)
-        packets = _demux_packets(container, stream, path)
+        packets, slices = _demux_packets(container, stream, path)
         if not packets:
             raise MediaError("has a video stream but no video frames", path=path)
         frame_pts = np.unique(np.fromiter((p.pts for p in packets), np.int64, len(packets)))
@@ -147,6 +149,7 @@ def probe(path: Path | str) -> VideoInfo:
                 for s in container.streams.video
                 if not s.disposition & av.stream.Disposition.attached_pic
             ),
+            slices_per_picture=slices,
         )
 
 
@@ -174,8 +177,10 @@ def check_frame_size(width: int, height: int, path: Path) -> None:
 
 def _demux_packets(
     container: av.container.InputContainer, stream: av.VideoStream, path: Path
-) -> list[PacketInfo]:
+) -> tuple[list[PacketInfo], int]:
+    """The packets in decode order, and the number of slices of the first H.264 picture."""
     packets: list[PacketInfo] = []
+    slices = 1
     last_pts = None
     codec = stream.codec_context.codec.canonical_name
     length_size = length_size_of(stream.codec_context.extradata, codec)
@@ -190,7 +195,10 @@ def _demux_packets(
             last_pts = pts
             idr, reference = False, True
             if codec == "h264":
-                idr, reference = _h264_picture_kind(bytes(packet), length_size)
+                data = bytes(packet)
+                idr, reference = _h264_picture_kind(data, length_size)
+                if not packets:
+                    slices = max(1, _h264_slice_count(data, length_size))
             packets.append(
                 PacketInfo(
                     int(pts), packet.dts, bool(packet.is_keyframe), packet.size, idr, reference
@@ -199,7 +207,7 @@ def _demux_packets(
     except av.FFmpegError:
         # A truncated or corrupt tail: keep what was demuxed; the rest cannot be judged.
         pass
-    return packets
+    return packets, slices
 
 
 def _h264_picture_kind(data: bytes, length_size: int | None) -> tuple[bool, bool]:
@@ -209,6 +217,12 @@ def _h264_picture_kind(data: bytes, length_size: int | None) -> tuple[bool, bool
         if kind in (H264_SLICE, H264_IDR):
             return kind == H264_IDR, (nal[0] >> 5) & 3 != 0
     return False, True
+
+
+def _h264_slice_count(data: bytes, length_size: int | None) -> int:
+    return sum(
+        nal_type(nal, "h264") in (H264_SLICE, H264_IDR) for nal in iter_nals(data, length_size)
+    )
 
 
 def _frame_rate(stream: av.VideoStream, frame_times: npt.NDArray[np.float64]) -> Fraction:
