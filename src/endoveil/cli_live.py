@@ -76,6 +76,9 @@ def live(
     record_preset: Annotated[str, typer.Option(help="libx264 preset of the recording.")] = (
         "superfast"
     ),
+    force: Annotated[
+        bool, typer.Option(help="Let the recording replace an existing video and labels.")
+    ] = False,
     model: ModelOption = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Log warnings only.")] = False,
 ) -> None:
@@ -105,11 +108,13 @@ def live(
         fail(str(exc), EXIT_USAGE)
     try:
         classifier = OnnxClassifier(model)
-        src = open_source(source, realtime=realtime, loop=loop)
         session_holder: list[LiveSession] = []
+        # Outputs first: a recording that would replace a file is refused before the camera
+        # or stream is opened.
         sinks = _sinks(
-            record, push or [], http, window, virtual_camera, record_preset, session_holder
+            record, push or [], http, window, virtual_camera, record_preset, force, session_holder
         )
+        src = open_source(source, realtime=realtime, loop=loop)
     except (EndoveilError, OSError) as exc:
         fail(str(exc))
     session = LiveSession(src, classifier, sinks, config, on_status=_print_status)
@@ -146,6 +151,7 @@ def _sinks(
     window: bool,
     virtual_camera: bool,
     record_preset: str,
+    force: bool,
     session_holder: list[LiveSession],
 ) -> list[Sink]:
     from endoveil.live.preview import HttpPreviewSink
@@ -155,7 +161,7 @@ def _sinks(
     if record is not None:
         if not record.parent.is_dir():
             raise OSError(f"{record.parent}: output folder does not exist")
-        sinks.append(RecordSink(record, preset=record_preset))
+        sinks.append(RecordSink(record, preset=record_preset, overwrite=force))
     sinks.extend(PushSink(url) for url in push)
     if window:
         sinks.append(WindowSink())

@@ -256,6 +256,52 @@ def test_recording_starts_and_stops_while_running(
     assert sink.path.with_name("live.labels.json").is_file()
 
 
+def test_a_recording_never_replaces_a_file_that_appears_while_it_runs(
+    classifier: OnnxClassifier, tmp_path: Path
+) -> None:
+    """The names are free when recording starts; another program then writes the labels name.
+    Stopping must keep that file and refuse the recording, not replace it."""
+    source = StreamSource("lavfi:testsrc2=size=320x240:rate=25")
+    session = LiveSession(source, classifier, [], LiveConfig(duration_s=3.0))
+    thread = threading.Thread(target=session.run, daemon=True)
+    thread.start()
+    time.sleep(0.5)
+    sink = _record(tmp_path)
+    session.add_sink(sink)
+    time.sleep(0.8)
+    sink.labels_path.write_text("someone else's file")
+    stats = session.remove_sink(sink)
+    thread.join(timeout=10)
+
+    assert stats.errors, "the refused recording must be reported"
+    assert sink.labels_path.read_text() == "someone else's file"
+    assert not sink.path.exists(), "a video without its own labels must not be left"
+    assert not list(tmp_path.glob(".*endoveil.part*")), "temporary files must be removed"
+
+
+@pytest.mark.parametrize("existing", ["live.mp4", "live.labels.json"])
+def test_cli_refuses_to_record_over_an_existing_file(
+    existing: str, brightness_model_path: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from endoveil.cli import app
+
+    (tmp_path / existing).write_text("an earlier export")
+    record = str(tmp_path / "live.mp4")
+    args = ["live", "lavfi:testsrc2=size=160x120:rate=25", "--duration", "0.5", "-q",
+            "--model", str(brightness_model_path), "--record", record]  # fmt: skip
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 1
+    assert "exists" in refused.output and existing in refused.output
+    assert (tmp_path / existing).read_text() == "an earlier export"
+
+    forced = CliRunner().invoke(app, [*args, "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert probe(tmp_path / "live.mp4").frame_count > 0
+    assert Labels.load(tmp_path / "live.labels.json").video.frame_count > 0
+
+
 def test_cli_says_when_no_frame_ever_arrived(brightness_model_path: Path) -> None:
     from typer.testing import CliRunner
 

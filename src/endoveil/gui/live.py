@@ -14,20 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from endoveil.detect.classifier import OnnxClassifier
+from endoveil.errors import OutputError
 from endoveil.gui.jobs import plain_error
 from endoveil.live.loop import LiveConfig, LiveSession
 from endoveil.live.preview import JpegSink
 from endoveil.live.sinks import RecordSink
 from endoveil.live.sources import open_source
 
-__all__ = ["LiveManager", "LiveRequest", "recording_labels"]
+__all__ = ["LiveManager", "LiveRequest"]
 
 log = logging.getLogger("endoveil.gui")
-
-
-def recording_labels(path: Path) -> Path:
-    """The labels file a recording to ``path`` writes beside it (as `RecordSink` names it)."""
-    return path.with_name(f"{path.stem}.labels.json")
 
 
 @dataclass(frozen=True)
@@ -120,14 +116,14 @@ class LiveManager:
                 raise RuntimeError("start the live session first")
             if self._record is not None:
                 raise RuntimeError("already recording")
-            # The recording is two files (the video and its labels): neither may replace
-            # anything, e.g. the labels of an earlier export of the same name.
-            for target in (path, recording_labels(path)):
-                if target.exists() or target.is_symlink():
-                    raise FileExistsError(f"{target} exists; choose another name")
             if not path.parent.is_dir():
                 raise FileNotFoundError(f"{path.parent}: folder does not exist")
-            self._record = RecordSink(path)
+            # The recording is two files (the video and its labels): the sink replaces
+            # neither, e.g. the labels of an earlier export of the same name.
+            try:
+                self._record = RecordSink(path)
+            except OutputError as exc:
+                raise FileExistsError(f"{exc.path} exists; choose another name") from exc
             self._session.add_sink(self._record)
 
     def stop_recording(self) -> dict[str, Any]:

@@ -20,8 +20,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from endoveil.atomic import atomic_path
-from endoveil.detect.formats import write_labels
+from endoveil.atomic import atomic_paths
+from endoveil.detect.formats import labels_text
 from endoveil.detect.labels import Labels, VideoSummary, segments_from_mask
 from endoveil.errors import EndoveilError, OutputError
 from endoveil.media.writer import VideoWriter
@@ -81,21 +81,40 @@ class Sink(ABC):
         """Finish cleanly (finalize files); safe to call twice."""
 
 
+def recording_labels(path: Path) -> Path:
+    """The labels file a recording to ``path`` writes beside it."""
+    return path.with_name(f"{path.stem}.labels.json")
+
+
 class RecordSink(Sink):
     """A recording to an MP4 file, with its labels JSON (offline format) beside it.
 
-    The file is written under a temporary name and renamed when the recording is finalized,
-    so an interrupted recording never poses as complete.
+    Both files are written under temporary names and put in place together when the recording
+    is finalized, so an interrupted recording never poses as complete and a video never sits
+    beside labels that are not its own. Without ``overwrite`` neither replaces anything: an
+    existing name is refused when the sink is made, and again, atomically, when the files are
+    put in place (a file that appeared meanwhile is kept and the recording is refused).
+
+    Raises:
+        OutputError: (when made) the video or its labels exist and ``overwrite`` is off.
     """
 
     reconnect = False
 
-    def __init__(self, path: Path, *, preset: str = "superfast", crf: int = 20) -> None:
+    def __init__(
+        self, path: Path, *, preset: str = "superfast", crf: int = 20, overwrite: bool = False
+    ) -> None:
         self.path = Path(path)
+        self.labels_path = recording_labels(self.path)
         self.name = f"record {self.path.name}"
-        self.preset, self.crf = preset, crf
+        self.preset, self.crf, self.overwrite = preset, crf, overwrite
+        if not overwrite:
+            for target in (self.path, self.labels_path):
+                if target.exists() or target.is_symlink():
+                    raise OutputError("exists; choose another name or use --force", path=target)
         self._files = ExitStack()
         self._writer: VideoWriter | None = None
+        self._labels_tmp: Path | None = None
         self._times: list[float] = []
         self._hidden: list[bool] = []
         self._scores: list[tuple[int, float, float]] = []
@@ -104,10 +123,12 @@ class RecordSink(Sink):
         self._last_pts = -1
 
     def open(self, width: int, height: int, fps: float) -> None:
-        tmp = self._files.enter_context(atomic_path(self.path))
+        video_tmp, self._labels_tmp = self._files.enter_context(
+            atomic_paths([self.path, self.labels_path], overwrite=self.overwrite)
+        )
         self._size = (width, height)
         self._writer = VideoWriter(
-            tmp,
+            video_tmp,
             width=width,
             height=height,
             time_base=LIVE_TIME_BASE,
@@ -136,22 +157,23 @@ class RecordSink(Sink):
         if self._writer is None:
             return
         writer, self._writer = self._writer, None
-        # Leaving the stack renames the temporary file into place, unless an error is passing
-        # through it, in which case the temporary file is deleted.
+        # Leaving the stack puts the video and its labels in place together, unless an error
+        # is passing through it, in which case both temporary files are deleted.
         with self._files:
             writer.close()
             if not self._times:
                 raise OutputError("nothing was recorded", path=self.path)
-        self._write_labels()
+            assert self._labels_tmp is not None
+            self._labels_tmp.write_text(labels_text(self._labels()))
 
-    def _write_labels(self) -> None:
+    def _labels(self) -> Labels:
         times = np.asarray(self._times) - self._times[0]
         n = len(times)
         fps = (n - 1) / times[-1] if n > 1 and times[-1] > 0 else 0.0
         duration = float(times[-1] + (1 / fps if fps else 0.0))
         summary = VideoSummary(round(duration, 6), round(fps, 6), n, *self._size)
         index, time_s, p_out = zip(*self._scores, strict=True) if self._scores else ((), (), ())
-        labels = Labels(
+        return Labels(
             video=summary,
             index=np.asarray(index, np.int64),
             time_s=np.asarray(time_s, np.float64) - self._times[0],
@@ -160,7 +182,6 @@ class RecordSink(Sink):
             params={"live": True},
             extra={"source_frames": self._sources},
         )
-        write_labels(labels, self.path.with_name(f"{self.path.stem}.labels.json"))
 
 
 def push_format(url: str) -> str:
