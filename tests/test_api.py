@@ -80,6 +80,14 @@ def test_detect_then_anonymize_with_given_labels(known_clip: Path, tmp_path: Pat
     assert result.labels.intervals_frames() == [(20, 50)]
     assert result.video_path is not None and result.video_path.is_file()
     assert endoveil.verify(known_clip, result.video_path, result.labels).ok
+    # A second run never replaces the first's outputs silently; the error says how, in
+    # Python's words too, and is its own class (front ends offer their own way out).
+    with pytest.raises(endoveil.OutputExistsError, match=r"force=True"):
+        endoveil.anonymize_video(known_clip, tmp_path / "out", labels=reviewed, action="black")
+    again = endoveil.anonymize_video(
+        known_clip, tmp_path / "out", labels=reviewed, action="black", force=True
+    )
+    assert again.video_path == result.video_path
     # Labels for another video are refused, as an error of the tree.
     other = Labels.empty(VideoSummary(1.0, 25.0, 25, 320, 240))
     with pytest.raises(endoveil.LabelsFormatError):

@@ -22,6 +22,7 @@ from endoveil.errors import (
     MediaError,
     ModelError,
     OutputError,
+    OutputExistsError,
 )
 
 if _TYPE_CHECKING:
@@ -89,6 +90,7 @@ __all__ = [
     "ModelError",
     "ModelInfo",
     "OutputError",
+    "OutputExistsError",
     "ProgressCallback",
     "Segment",
     "VerifyReport",

@@ -190,8 +190,9 @@ def anonymize_video(
         lost, time and speed.
 
     Raises:
-        OutputError: an output exists (without ``force``), would overwrite the input, or
-            cannot be written. MediaError, ModelError, LabelsFormatError: as named.
+        OutputExistsError: an output exists (without ``force``). OutputError: an output
+            would overwrite the input, or cannot be written. MediaError, ModelError,
+            LabelsFormatError: as named.
     """
     from endoveil.anonymize.offline import PipelineConfig, run_pipeline
 

@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from endoveil.errors import OutputError
+from endoveil.errors import OutputError, OutputExistsError
 
 __all__ = [
     "PART_MARKER",
@@ -39,6 +39,8 @@ __all__ = [
     "scratch_path",
     "write_text_atomic",
 ]
+
+FORCE_HINT = "to replace it use --force (force=True from Python)"
 
 PART_MARKER = ".endoveil.part"
 """Every temporary file's name holds this (``.<stem>.<random>.endoveil.part<suffix>``), so
@@ -56,7 +58,7 @@ def check_writable_target(path: Path, *, force: bool) -> None:
     """
     path = Path(path)
     if path.exists() and not force:
-        raise OutputError("exists; use --force to overwrite", path=path)
+        raise OutputExistsError(f"exists; {FORCE_HINT}", path=path)
     folder = path.parent
     if not folder.is_dir():
         raise OutputError("output folder does not exist", path=folder)
@@ -109,9 +111,8 @@ def place(tmp: Path, path: Path, *, overwrite: bool) -> None:
         else:
             _rename_noreplace(tmp, path)
     except FileExistsError as exc:
-        raise OutputError(
-            "exists (written meanwhile by another run?); nothing was replaced; use --force "
-            "to overwrite",
+        raise OutputExistsError(
+            f"exists (written meanwhile by another run?); nothing was replaced; {FORCE_HINT}",
             path=path,
         ) from exc
     except OSError as exc:

@@ -3,6 +3,7 @@
     EndoveilError            base of every runtime error; front ends print it as one line
      ├── MediaError          a video cannot be opened, decoded, encoded or written
      │    └── OutputError    an output cannot be written (permissions, disk full, exists)
+     │         └── OutputExistsError   an output exists and is not to be replaced
      ├── ModelError          a model cannot be loaded or run, or has the wrong interface
      ├── LabelsFormatError   a labels / annotation file is malformed
      └── LeakError           `verify` found an out-of-body frame that is not anonymized
@@ -21,6 +22,7 @@ __all__ = [
     "MediaError",
     "ModelError",
     "OutputError",
+    "OutputExistsError",
 ]
 
 
@@ -55,6 +57,10 @@ class MediaError(EndoveilError):
 
 class OutputError(MediaError):
     """An output cannot be written: not writable, disk full, or exists without ``--force``."""
+
+
+class OutputExistsError(OutputError):
+    """An output exists and replacing it was not asked for (``--force``, ``force=True``)."""
 
 
 class ModelError(EndoveilError):

@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from endoveil import __version__
-from endoveil.anonymize.offline import EXACT_PRESET, PipelineConfig, output_paths, run_pipeline
-from endoveil.anonymize.verify import VerifyReport, verify
+from endoveil import __version__, api
+from endoveil.anonymize.offline import EXACT_PRESET, PipelineConfig, output_paths
+from endoveil.anonymize.verify import VerifyReport
 from endoveil.cases.discover import Case
 from endoveil.cases.mapping_log import MappingRow, append_row, check_log_location
 from endoveil.cases.merge import check_segments, merge_segments, plan_merge
@@ -83,11 +83,11 @@ def prepare_case(
         progress=lambda d, t: progress("merge", d, t),
     )
     detect_config = replace(config, labels_only=True, labels_in=None, force=True)
-    result = run_pipeline(
+    result = api.anonymize_video(
         merged.path,
         work_dir,
-        detect_config,
-        classifier,
+        **detect_config.as_options(),
+        model=classifier,
         progress=lambda d, t: progress("detect", d, t),
     )
     return PreparedCase(merged.path, result.labels_paths[0], plan.method, plan.message)
@@ -118,11 +118,10 @@ def export_case(
     check_log_location(log, output_root)
     export_config = replace(config, labels_in=reviewed, labels_only=False)
     stage = ["write"]
-    result = run_pipeline(
+    result = api.anonymize_video(
         merged,
         output_root,
-        export_config,
-        None,
+        **export_config.as_options(),
         progress=lambda d, t: progress(stage[0], d, t),
         stage=lambda name: stage.__setitem__(0, name),
     )
@@ -130,7 +129,7 @@ def export_case(
     if result.video_path is None:
         return ExportedCase(None, labels_path, None, None, result.notes)
     try:
-        report = verify(
+        report = api.verify(
             merged, result.video_path, result.labels, progress=lambda d, t: progress("verify", d, t)
         )
         if not report.ok:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from endoveil.errors import EndoveilError, OutputError
+from endoveil.errors import EndoveilError, OutputExistsError
 from endoveil.gui.store import Job, Store, now_utc
 
 __all__ = ["JobCancelled", "JobFailed", "JobRunner", "Tracker", "plain_error"]
@@ -49,7 +49,7 @@ class JobFailed(Exception):
 
 def plain_error(exc: BaseException) -> str:
     """One line a clinician can act on, for any error a job may raise."""
-    if isinstance(exc, OutputError) and exc.message.startswith("exists"):
+    if isinstance(exc, OutputExistsError):
         # The CLI says "use --force"; here the way out is a button.
         name = exc.path.name if exc.path else "an output"
         return (

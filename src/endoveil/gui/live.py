@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from endoveil.detect.classifier import OnnxClassifier
-from endoveil.errors import OutputError
+from endoveil.errors import OutputExistsError
 from endoveil.gui.jobs import plain_error
 from endoveil.live.loop import LiveConfig, LiveSession
 from endoveil.live.preview import JpegSink
@@ -122,7 +122,7 @@ class LiveManager:
             # neither, e.g. the labels of an earlier export of the same name.
             try:
                 self._record = RecordSink(path)
-            except OutputError as exc:
+            except OutputExistsError as exc:
                 raise FileExistsError(f"{exc.path} exists; choose another name") from exc
             self._session.add_sink(self._record)
 

@@ -23,7 +23,7 @@ import numpy as np
 from endoveil.atomic import atomic_paths
 from endoveil.detect.formats import labels_text
 from endoveil.detect.labels import Labels, VideoSummary, segments_from_mask
-from endoveil.errors import EndoveilError, OutputError
+from endoveil.errors import EndoveilError, OutputError, OutputExistsError
 from endoveil.media.writer import VideoWriter
 
 __all__ = [
@@ -111,7 +111,9 @@ class RecordSink(Sink):
         if not overwrite:
             for target in (self.path, self.labels_path):
                 if target.exists() or target.is_symlink():
-                    raise OutputError("exists; choose another name or use --force", path=target)
+                    raise OutputExistsError(
+                        "exists; choose another name, or replace it with --force", path=target
+                    )
         self._files = ExitStack()
         self._writer: VideoWriter | None = None
         self._labels_tmp: Path | None = None
