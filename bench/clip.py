@@ -120,7 +120,8 @@ def surgical_clip(slices: int = 1) -> tuple[Path | None, str]:
         stream = container.add_stream("libx264", rate=FPS)
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
         gop = FPS * SURGICAL_GOP_S
-        # Frame threads: PyAV's default (slice threads) would cut every picture in two.
+        # Frame threads: PyAV's default (x264's sliced threads) would cut every picture into
+        # one slice per encoder thread, which depends on the machine that builds the clip.
         stream.thread_type = "FRAME"
         stream.options = {
             "preset": "veryfast",

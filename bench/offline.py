@@ -11,8 +11,9 @@ two made from the real surgical videos of ../shared/data (1080p30, B-frames, 2 s
 
 The reference is PyAV decoding only the pictures other pictures refer to (``skip_frame`` =
 NONREF, PyAV's default threading): the least any pass that looks at the pictures must decode.
-endoveil decodes sliced pictures with slice threads, which is faster than that default; for
-sliced clips the same decode with slice threads is printed too, with the ratios to it. Every
+endoveil decodes pictures cut into at least as many slices as there are cores with slice
+threads (faster than that default on 2-slice pictures, the same on 4-slice ones); for such
+clips the same decode with slice threads is printed too, with the ratios to it. Every
 measurement runs in a fresh process (model loaded and warmed up first, as the CLI does before
 its first file) and is repeated ``--repeat`` times, round robin, so that load from other work
 on the machine spreads over all of them; medians are printed.
@@ -201,7 +202,11 @@ def main() -> int:
             continue
         print(f"\n{name} clip: {clip.name} ({origin})")
         runs: dict[str, list[dict[str, object]]] = {}
-        references = ["AUTO", "SLICE"] if name.endswith("sliced") else ["AUTO"]
+        from endoveil.media.probe import probe
+        from endoveil.media.reader import thread_type_for
+
+        sliced = thread_type_for(probe(clip)) == "SLICE"
+        references = ["AUTO", "SLICE"] if sliced else ["AUTO"]
         for _ in range(args.repeat):  # round robin: load spreads over every series
             for threads in references:
                 facts = _in_process(["decode", str(clip), threads], None)

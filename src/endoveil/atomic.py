@@ -35,6 +35,7 @@ __all__ = [
     "check_writable_target",
     "file_sha256",
     "place",
+    "place_group",
     "remove_stale_parts",
     "scratch_path",
     "write_text_atomic",
@@ -167,29 +168,39 @@ def atomic_paths(paths: Sequence[Path], *, overwrite: bool = False) -> Iterator[
         except (OSError, OutputError) as exc:
             finals = {p.path: path for p, path in zip(parts, paths, strict=True)}
             raise _named_final(exc, finals) from exc
-        if overwrite:
-            for path in reversed(paths):
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-        placed: list[Path] = []
-        try:
-            for part, path in zip(parts, paths, strict=True):
-                place(part.path, path, overwrite=overwrite)
-                placed.append(path)
-        except BaseException:
-            for path in placed:
-                path.unlink(missing_ok=True)
-            raise
+        place_group([p.path for p in parts], paths, overwrite=overwrite)
     finally:
         for part in parts:
             part.remove()
+
+
+def place_group(tmps: Sequence[Path], paths: Sequence[Path], *, overwrite: bool) -> None:
+    """`place` every ``tmps[i]`` as ``paths[i]``, all or none.
+
+    If one cannot be placed, those already placed go back to their temporary names (so the
+    caller may still place the group elsewhere, or delete it), and the error is raised. With
+    ``overwrite`` the old group is removed first, last member first.
+    """
+    if overwrite:
+        for path in reversed(paths):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+    placed: list[tuple[Path, Path]] = []
+    try:
+        for tmp, path in zip(tmps, paths, strict=True):
+            place(tmp, path, overwrite=overwrite)
+            placed.append((tmp, path))
+    except BaseException:
+        for tmp, path in reversed(placed):
+            os.rename(path, tmp)
+        raise
 
 
 def _named_final(exc: OSError | OutputError, finals: dict[Path, Path]) -> OutputError:
     """The error a write into a temporary file raised, naming the output the user asked for."""
     if isinstance(exc, OutputError):
         where = finals.get(exc.path) if exc.path is not None else None
-        return OutputError(exc.message, path=where) if where else exc
+        return type(exc)(exc.message, path=where) if where else exc
     reason = "disk full" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
     named = finals.get(Path(exc.filename)) if exc.filename else None
     return OutputError(f"cannot write: {reason}", path=named or next(iter(finals.values())))

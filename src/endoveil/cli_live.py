@@ -90,6 +90,7 @@ def live(
     )
     from endoveil.detect.classifier import OnnxClassifier
     from endoveil.live.loop import LiveConfig, LiveSession
+    from endoveil.live.sinks import RecordSink, recording_labels
     from endoveil.live.sources import open_source
 
     if action not in ("blur", "pixelate", "black"):
@@ -142,6 +143,12 @@ def live(
     failed = [name for name, stats in report.sinks.items() if stats.delivered == 0 and stats.errors]
     if failed:
         fail(f"no frame reached {', '.join(failed)}")
+    unfinished = [f"{name}: {s.close_error}" for name, s in report.sinks.items() if s.close_error]
+    if unfinished:
+        fail(f"could not finish {'; '.join(unfinished)}")
+    for sink in sinks:
+        if isinstance(sink, RecordSink) and sink.placed is not None:
+            err.print(f"recorded: {sink.placed} (+ {recording_labels(sink.placed).name})")
 
 
 def _sinks(

@@ -23,7 +23,7 @@ from clips import write_clip
 from endoveil.anonymize.verify import frame_similarity, verify
 from endoveil.detect.classifier import OnnxClassifier
 from endoveil.detect.labels import Labels
-from endoveil.errors import ModelError
+from endoveil.errors import ModelError, OutputError
 from endoveil.live.loop import LiveConfig, LiveSession
 from endoveil.live.preview import HttpPreviewSink
 from endoveil.live.sinks import PushSink, RecordSink
@@ -236,13 +236,19 @@ def test_synthetic_source_with_browser_preview(classifier: OnnxClassifier, tmp_p
     assert session.report.frames_out > 25
 
 
-def test_recording_starts_and_stops_while_running(
-    classifier: OnnxClassifier, tmp_path: Path
-) -> None:
+def _running_session(classifier: OnnxClassifier) -> tuple[LiveSession, threading.Thread]:
+    """A synthetic camera session running in a thread for 3 s."""
     source = StreamSource("lavfi:testsrc2=size=320x240:rate=25")
     session = LiveSession(source, classifier, [], LiveConfig(duration_s=3.0))
     thread = threading.Thread(target=session.run, daemon=True)
     thread.start()
+    return session, thread
+
+
+def test_recording_starts_and_stops_while_running(
+    classifier: OnnxClassifier, tmp_path: Path
+) -> None:
+    session, thread = _running_session(classifier)
     time.sleep(0.8)
     sink = _record(tmp_path)
     session.add_sink(sink)
@@ -257,14 +263,12 @@ def test_recording_starts_and_stops_while_running(
 
 
 def test_a_recording_never_replaces_a_file_that_appears_while_it_runs(
-    classifier: OnnxClassifier, tmp_path: Path
+    classifier: OnnxClassifier, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The names are free when recording starts; another program then writes the labels name.
-    Stopping must keep that file and refuse the recording, not replace it."""
-    source = StreamSource("lavfi:testsrc2=size=320x240:rate=25")
-    session = LiveSession(source, classifier, [], LiveConfig(duration_s=3.0))
-    thread = threading.Thread(target=session.run, daemon=True)
-    thread.start()
+    Stopping keeps that file and puts the recording, which cannot be made again, under the
+    next free name, video and labels together."""
+    session, thread = _running_session(classifier)
     time.sleep(0.5)
     sink = _record(tmp_path)
     session.add_sink(sink)
@@ -273,10 +277,50 @@ def test_a_recording_never_replaces_a_file_that_appears_while_it_runs(
     stats = session.remove_sink(sink)
     thread.join(timeout=10)
 
-    assert stats.errors, "the refused recording must be reported"
     assert sink.labels_path.read_text() == "someone else's file"
-    assert not sink.path.exists(), "a video without its own labels must not be left"
+    assert not sink.path.exists(), "a video must not sit beside labels that are not its own"
+    assert sink.placed == tmp_path / "live-1.mp4"
+    assert stats.close_error is None and stats.delivered > 5
+    assert probe(sink.placed).frame_count == stats.delivered
+    labels = Labels.load(tmp_path / "live-1.labels.json")
+    assert labels.video.frame_count == stats.delivered
+    assert "live-1.mp4" in caplog.text
     assert not list(tmp_path.glob(".*endoveil.part*")), "temporary files must be removed"
+
+
+def test_a_recording_that_cannot_start_leaves_no_temporary_file(tmp_path: Path) -> None:
+    sink = RecordSink(tmp_path / "live.mp4", preset="no-such-preset")
+    with pytest.raises(OutputError, match="no-such-preset") as refused:
+        sink.open(320, 240, 25.0)
+    assert refused.value.path == tmp_path / "live.mp4"
+    sink.close()
+    assert sink.placed is None
+    assert list(tmp_path.iterdir()) == []
+
+
+class _UnfinishableSink(RecordSink):
+    def close(self) -> None:
+        super().close()
+        raise OSError(28, "No space left on device")
+
+
+def test_cli_fails_when_a_recording_cannot_be_finished(
+    brightness_model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A recording that could not be finalized (disk full) is not a success."""
+    from typer.testing import CliRunner
+
+    import endoveil.live.sinks
+    from endoveil.cli import app
+
+    monkeypatch.setattr(endoveil.live.sinks, "RecordSink", _UnfinishableSink)
+    record = str(tmp_path / "live.mp4")
+    args = ["live", "lavfi:testsrc2=size=160x120:rate=25", "--duration", "0.6", "-q",
+            "--model", str(brightness_model_path), "--record", record]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    assert "could not finish record live.mp4" in result.output
+    assert "No space left" in result.output
 
 
 @pytest.mark.parametrize("existing", ["live.mp4", "live.labels.json"])

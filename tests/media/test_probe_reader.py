@@ -21,7 +21,7 @@ from endoveil.anonymize.verify import verify
 from endoveil.detect.classifier import OnnxClassifier
 from endoveil.media.inspect import inspect_file
 from endoveil.media.probe import probe
-from endoveil.media.reader import FrameReader
+from endoveil.media.reader import FrameReader, thread_type_for
 
 N = 50
 OOB = range(20, 35)
@@ -209,19 +209,36 @@ def test_sampled_detection_judges_every_frame(
 
 @pytest.mark.parametrize("slices", [1, 4])
 def test_sliced_pictures_decode_with_slice_threads_to_the_same_pixels(
-    slices: int, tmp_path: Path
+    slices: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Hardware and sliced-thread encoders cut pictures into slices: the probe counts them, the
-    reader then decodes with slice threads (every core on one picture, no waiting on references)
-    and yields exactly the pictures of a single-threaded decode."""
+    reader then decodes with slice threads where every core gets a slice (no waiting on
+    references) and yields exactly the pictures of a single-threaded decode."""
     options = {"x264-params": f"slices={slices}:bframes=2", "threads": "1"}
     clip = write_clip(tmp_path / "sliced.mp4", _frames((320, 240)), options=options)
     info = probe(clip)
     assert info.slices_per_picture == slices
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert thread_type_for(info) == ("SLICE" if slices > 1 else "AUTO")
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert thread_type_for(info) == "AUTO"  # fewer slices than cores: frame threads
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
     with FrameReader(clip, info) as threaded, FrameReader(clip, info, threads=False) as single:
-        assert threaded._stream.thread_type.name == ("SLICE" if slices > 1 else "AUTO")
         pairs = list(zip(threaded, single, strict=True))
-    assert all(a.video_frame is not None and b.video_frame is not None for a, b in pairs)
     for a, b in pairs:
         assert a.video_frame is not None and b.video_frame is not None
         assert np.array_equal(a.video_frame.to_ndarray(), b.video_frame.to_ndarray())
+
+
+def test_both_fields_of_a_picture_are_not_counted_as_slices() -> None:
+    """Interlaced recorders may put a picture's two fields in one packet; each field starts
+    again at macroblock 0 (``first_mb_in_slice`` 0: the bit after the NAL header is 1)."""
+    from endoveil.media.probe import _h264_slice_count
+
+    start = b"\x00\x00\x00\x01"
+    first, later = b"\x25\x88\x84", b"\x25\x4c\x84"  # IDR slices at macroblock 0 / 1
+    sps = b"\x67\x64\x00\x28"
+    assert _h264_slice_count(start + sps + start + first + start + later, None) == 2
+    two_fields = start + first + start + later + start + first + start + later
+    assert _h264_slice_count(two_fields, None) == 2
+    assert _h264_slice_count(start + first + start + first, None) == 1

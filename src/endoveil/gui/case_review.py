@@ -111,8 +111,8 @@ def export_case(
     is deleted (the report stays with the job).
 
     Raises:
-        OutputError: the log lies in the output folder, an output exists (without ``force``),
-            or the log cannot be written.
+        OutputExistsError: an output exists (without ``force``).
+        OutputError: the log lies in the output folder, or the log cannot be written.
         LabelsFormatError: the reviewed labels do not fit the merged video.
     """
     check_log_location(log, output_root)

@@ -144,9 +144,11 @@ class LiveManager:
                 return self._last_recording
             self._record = None
         stats = session.remove_sink(record)
+        # Where it went: under the asked name, another free one (a file appeared meanwhile)
+        # or nowhere (it could not be finalized, and the page says why).
         self._last_recording = {
-            "path": str(record.path),
-            "frames": stats.delivered,
+            "path": str(record.placed) if record.placed is not None else "",
+            "frames": stats.delivered if record.placed is not None else 0,
             "errors": stats.errors,
         }
         return self._last_recording

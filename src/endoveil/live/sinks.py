@@ -20,7 +20,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from endoveil.atomic import atomic_paths
+from endoveil.atomic import place_group, scratch_path
 from endoveil.detect.formats import labels_text
 from endoveil.detect.labels import Labels, VideoSummary, segments_from_mask
 from endoveil.errors import EndoveilError, OutputError, OutputExistsError
@@ -36,6 +36,7 @@ __all__ = [
     "VirtualCameraSink",
     "WindowSink",
     "push_format",
+    "recording_labels",
 ]
 
 log = logging.getLogger("endoveil.live")
@@ -91,15 +92,18 @@ class RecordSink(Sink):
 
     Both files are written under temporary names and put in place together when the recording
     is finalized, so an interrupted recording never poses as complete and a video never sits
-    beside labels that are not its own. Without ``overwrite`` neither replaces anything: an
-    existing name is refused when the sink is made, and again, atomically, when the files are
-    put in place (a file that appeared meanwhile is kept and the recording is refused).
+    beside labels that are not its own. Without ``overwrite`` nothing is replaced: an existing
+    name is refused when the sink is made; if a file appears under either name while recording,
+    it is kept and the recording is put under the next free name (``<stem>-1.mp4`` and its
+    labels), with a warning — a live recording cannot be made again. `placed` says where it
+    went.
 
     Raises:
-        OutputError: (when made) the video or its labels exist and ``overwrite`` is off.
+        OutputExistsError: (when made) the video or its labels exist and ``overwrite`` is off.
     """
 
     reconnect = False
+    MAX_OTHER_NAMES = 1000
 
     def __init__(
         self, path: Path, *, preset: str = "superfast", crf: int = 20, overwrite: bool = False
@@ -112,11 +116,15 @@ class RecordSink(Sink):
             for target in (self.path, self.labels_path):
                 if target.exists() or target.is_symlink():
                     raise OutputExistsError(
-                        "exists; choose another name, or replace it with --force", path=target
+                        "exists; choose another name, or replace it with --force "
+                        "(overwrite=True from Python)",
+                        path=target,
                     )
+        self.placed: Path | None = None
+        """The recording's final name, once finalized (None before, or if it failed)."""
         self._files = ExitStack()
         self._writer: VideoWriter | None = None
-        self._labels_tmp: Path | None = None
+        self._parts: tuple[Path, Path] | None = None
         self._times: list[float] = []
         self._hidden: list[bool] = []
         self._scores: list[tuple[int, float, float]] = []
@@ -125,20 +133,25 @@ class RecordSink(Sink):
         self._last_pts = -1
 
     def open(self, width: int, height: int, fps: float) -> None:
-        video_tmp, self._labels_tmp = self._files.enter_context(
-            atomic_paths([self.path, self.labels_path], overwrite=self.overwrite)
-        )
-        self._size = (width, height)
-        self._writer = VideoWriter(
-            video_tmp,
-            width=width,
-            height=height,
-            time_base=LIVE_TIME_BASE,
-            fps=Fraction(fps).limit_denominator(1001),
-            preset=self.preset,
-            crf=self.crf,
-            muxer_options=RECORD_MUXER_OPTIONS,
-        )
+        with ExitStack() as files:  # a writer that cannot start leaves no temporary file
+            video_part = files.enter_context(scratch_path(self.path, ".mp4"))
+            labels_part = files.enter_context(scratch_path(self.labels_path, ".json"))
+            try:
+                self._writer = VideoWriter(
+                    video_part,
+                    width=width,
+                    height=height,
+                    time_base=LIVE_TIME_BASE,
+                    fps=Fraction(fps).limit_denominator(1001),
+                    preset=self.preset,
+                    crf=self.crf,
+                    muxer_options=RECORD_MUXER_OPTIONS,
+                )
+            except OutputError as exc:  # named by the temporary file: name the recording
+                raise OutputError(exc.message, path=self.path) from exc
+            self._parts = (video_part, labels_part)
+            self._size = (width, height)
+            self._files = files.pop_all()
 
     def write(self, item: Delivery) -> None:
         if self._writer is None or item.pts <= self._last_pts:
@@ -156,17 +169,39 @@ class RecordSink(Sink):
             self._scores.append((index, t, item.p_out))
 
     def close(self) -> None:
-        if self._writer is None:
+        if self._writer is None or self._parts is None:
             return
         writer, self._writer = self._writer, None
-        # Leaving the stack puts the video and its labels in place together, unless an error
-        # is passing through it, in which case both temporary files are deleted.
+        video_part, labels_part = self._parts
+        # Leaving the stack deletes what is left of the temporary files: nothing once they
+        # are placed; both if anything failed.
         with self._files:
             writer.close()
             if not self._times:
                 raise OutputError("nothing was recorded", path=self.path)
-            assert self._labels_tmp is not None
-            self._labels_tmp.write_text(labels_text(self._labels()))
+            labels_part.write_text(labels_text(self._labels()), encoding="utf-8")
+            self.placed = self._place(video_part, labels_part)
+
+    def _place(self, video_part: Path, labels_part: Path) -> Path:
+        for n in range(self.MAX_OTHER_NAMES + 1):
+            path = self.path if n == 0 else self.path.with_stem(f"{self.path.stem}-{n}")
+            overwrite = self.overwrite and n == 0
+            try:
+                place_group(
+                    [video_part, labels_part], [path, recording_labels(path)], overwrite=overwrite
+                )
+            except OutputExistsError:
+                continue
+            if n:
+                log.warning(
+                    "%s: %s or its labels appeared while recording and were kept; the recording "
+                    "is %s",
+                    self.name,
+                    self.path.name,
+                    path,
+                )
+            return path
+        raise OutputExistsError("exists, and so do its next free names", path=self.path)
 
     def _labels(self) -> Labels:
         times = np.asarray(self._times) - self._times[0]
@@ -305,6 +340,8 @@ class SinkStats:
     dropped: int = 0
     failures: int = 0
     errors: list[str] = field(default_factory=list)
+    close_error: str | None = None
+    """Why the sink could not be finished (a recording that could not be finalized)."""
 
 
 class SinkRunner(threading.Thread):
@@ -398,5 +435,7 @@ class SinkRunner(threading.Thread):
         try:
             self.sink.close()
         except Exception as exc:
+            self.stats.failures += 1
+            self.stats.close_error = str(exc)
             self.stats.errors.append(f"closing: {exc}")
             log.error("%s: closing failed: %s", self.sink.name, exc)

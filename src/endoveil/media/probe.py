@@ -220,9 +220,17 @@ def _h264_picture_kind(data: bytes, length_size: int | None) -> tuple[bool, bool
 
 
 def _h264_slice_count(data: bytes, length_size: int | None) -> int:
-    return sum(
-        nal_type(nal, "h264") in (H264_SLICE, H264_IDR) for nal in iter_nals(data, length_size)
-    )
+    """Slices of the packet's first picture: a packet may carry two fields, and the second
+    field starts again at macroblock 0 (``first_mb_in_slice``, the first bit after the NAL
+    header, is 1 exactly when it is 0)."""
+    count = 0
+    for nal in iter_nals(data, length_size):
+        if nal_type(nal, "h264") not in (H264_SLICE, H264_IDR) or len(nal) < 2:
+            continue
+        if count and nal[1] & 0x80:
+            break
+        count += 1
+    return count
 
 
 def _frame_rate(stream: av.VideoStream, frame_times: npt.NDArray[np.float64]) -> Fraction:

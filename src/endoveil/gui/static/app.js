@@ -999,7 +999,10 @@ async function refreshLive() {
   if (running && !preview.src.includes("/api/live/preview.mjpg")) preview.src = status.preview_url;
   if (!running && preview.src) preview.removeAttribute("src");
   const last = status.last_recording;
-  $("#rec-last").textContent = last && last.path ? `Last recording: ${last.path} (${last.frames} frames)` : "";
+  let lastText = "";
+  if (last && last.path) lastText = `Last recording: ${last.path} (${last.frames} frames)`;
+  else if (last && last.errors && last.errors.length) lastText = `The last recording could not be saved: ${last.errors[last.errors.length - 1]}`;
+  $("#rec-last").textContent = lastText;
   if (status.error) $("#live-empty").textContent = `The live session stopped: ${status.error}`;
 }
 
