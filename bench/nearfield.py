@@ -8,7 +8,10 @@ on them (`endoveil.detect.scan.scan_video`, default sampling and post-processing
   defocused views of real out-of-body pictures, sometimes the room) → in through the trocar →
   in body;
 - **hard in-body videos**, wholly in body: smoke/white-out, red-out, fog after insertion,
-  gauze or a specimen bag, instruments close to the lens, tissue close up and out of focus.
+  gauze or a specimen bag, instruments close to the lens, tissue close up and out of focus;
+  and the same effects after 6 s of the normal view (``after_*``), as in a real recording where
+  the video's own in-body baseline is known when the effect starts (counted apart: the effect's
+  frames, and the normal frames before them).
 
 Sources: in body, the *validation* split of ../shared/data only (the SurgicalSAM2 clip,
 YouTube video 1035614, nasal GIF 43); out of body, validation pictures zoomed 3–10× and
@@ -19,8 +22,10 @@ inside the trocar tube are "don't care": hiding them is neither a leak nor a los
 It prints, per video and in total: frame-level ROC AUC on the scored frames, out-of-body
 frames leaked after post-processing, in-body frames hidden, and excursions fully hidden.
 
-Run: ``.venv/bin/python bench/nearfield.py [--model PATH] [--sample-every N] [--no-memory]``
-(``--no-memory``: post-processing as in v0.1, scores alone, for the before/after comparison)
+Run: ``.venv/bin/python bench/nearfield.py [--model PATH] [--sample-every N] [--no-memory]
+[--silent-classifier]`` (``--no-memory``: post-processing as in v0.1, scores alone, for the
+before/after comparison; ``--silent-classifier``: a stress test of the memory alone, every
+out-of-body and trocar score lowered below the hysteresis floor, as if the model never fired)
 (videos are cached in bench/.cache/nearfield/).
 """
 
@@ -38,8 +43,10 @@ import numpy as np
 import numpy.typing as npt
 
 from endoveil.detect.classifier import OnnxClassifier
+from endoveil.detect.labels import mask_from_segments
 from endoveil.detect.scan import scan_video
-from endoveil.detect.temporal import TemporalParams
+from endoveil.detect.temporal import TemporalParams, postprocess
+from endoveil.media.probe import probe
 from endoveil.train import nearfield as nf
 from endoveil.train.metrics import roc_auc
 
@@ -49,7 +56,7 @@ CACHE = ROOT / ".cache" / "nearfield"
 VAL = ROOT.parent.parent / "shared" / "data" / "val"
 VERSION = "4"  # bump when the videos change, so the cache is rebuilt
 SQUARE = 384  # content is drawn on a square canvas, then laid out on the video's frame
-IN, OUT, DONT_CARE = 0, 1, 2
+IN, OUT, DONT_CARE, LEAD = 0, 1, 2, 3  # LEAD: in body, the normal view before a hard effect
 SEED0 = 10_000
 
 
@@ -63,6 +70,7 @@ class Spec:
     layout: str  # "round": scope field on black; "full": the picture fills the frame
     kind: str  # "extraction" or a hard in-body effect
     seed: int
+    lead_s: float = 0.0  # hard videos: seconds of the normal in-body view before the effect
 
 
 SPECS = (
@@ -78,6 +86,14 @@ SPECS = (
     Spec("inbody_gauze", 854, 480, 25, "yt", "full", "gauze", SEED0 + 14),
     Spec("inbody_instrument", 1280, 720, 30, "sam2", "full", "instrument", SEED0 + 15),
     Spec("inbody_closeup", 854, 480, 25, "yt", "round", "closeup", SEED0 + 16),
+    # The same effects after 6 s of the normal view: the video's own in-body baseline is known
+    # when the effect starts, as in a real recording (what the memory's odd-run entry sees).
+    Spec("after_smoke", 854, 480, 25, "sam2", "full", "smoke", SEED0 + 21, 6.0),
+    Spec("after_redout", 854, 480, 25, "yt", "full", "redout", SEED0 + 22, 6.0),
+    Spec("after_fog", 854, 480, 25, "sam2", "round", "fog", SEED0 + 23, 6.0),
+    Spec("after_gauze", 854, 480, 25, "yt", "full", "gauze", SEED0 + 24, 6.0),
+    Spec("after_instrument", 1280, 720, 30, "sam2", "full", "instrument", SEED0 + 25, 6.0),
+    Spec("after_closeup", 854, 480, 25, "yt", "round", "closeup", SEED0 + 26, 6.0),
 )
 
 
@@ -249,7 +265,11 @@ def hard_shots(spec: Spec, body: Sequence[Image], rate: float) -> list[Shot]:
         close = cv2.resize(image[o : o + c, o : o + c], (SQUARE, SQUARE), cv2.INTER_CUBIC)
         return _disk_blur(close, int(ramp * 0.03 * SQUARE))
 
-    return [(IN, seconds, render)]
+    shots: list[Shot] = [(IN, seconds, render)]
+    if spec.lead_s:
+        lead = body_shot(body, len(body) // 2, rate)
+        shots.insert(0, (LEAD, spec.lead_s, lead))
+    return shots
 
 
 # video ---------------------------------------------------------------------------------------
@@ -315,10 +335,16 @@ class Result:
     excursion_hidden: bool | None
     max_in_p: float
     min_out_p: float
+    lead: int = 0  # in-body frames before a hard effect
+    hidden_lead: int = 0
 
 
 def measure(
-    spec: Spec, clf: OnnxClassifier, sample_every: int | None, params: TemporalParams
+    spec: Spec,
+    clf: OnnxClassifier,
+    sample_every: int | None,
+    params: TemporalParams,
+    silent: bool = False,
 ) -> Result:
     video, truth = build(spec)
     labels = scan_video(video, clf, params=params, sample_every=sample_every)
@@ -327,6 +353,15 @@ def measure(
     hidden, truth = hidden[:n], truth[:n]
     scored = labels.index[labels.index < n]
     y = truth[scored]
+    if silent:  # the classifier never fires outside: what the memory alone still hides
+        quiet = labels.p_out.copy()
+        outside = np.isin(truth[labels.index], (OUT, DONT_CARE))
+        quiet[outside] = np.minimum(quiet[outside], 0.9 * params.low)
+        info = probe(video)
+        segments = postprocess(
+            labels.index, quiet, info.frame_times, info.duration_s, params, labels.colour
+        )
+        hidden = mask_from_segments(segments, info.frame_count)[:n]
     care = y != DONT_CARE
     p = labels.p_out[: len(scored)][care]
     y = y[care] == OUT
@@ -346,6 +381,8 @@ def measure(
         bool(hidden[oob].all()) if oob.any() else None,
         float(p[~y].max()) if (~y).any() else float("nan"),
         float(p[y].min()) if y.any() else float("nan"),
+        int((truth == LEAD).sum()),
+        int(((truth == LEAD) & hidden).sum()),
     )
 
 
@@ -356,6 +393,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--only", default="", help="run the specs whose name contains this")
     parser.add_argument(
         "--no-memory", action="store_true", help="post-process without the extraction memory"
+    )
+    parser.add_argument(
+        "--silent-classifier",
+        action="store_true",
+        help="stress test: out-of-body and trocar scores lowered below the hysteresis floor",
     )
     args = parser.parse_args(argv)
     if not VAL.is_dir():
@@ -375,7 +417,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for spec in SPECS:
         if args.only not in spec.name:
             continue
-        r = measure(spec, clf, args.sample_every, params)
+        r = measure(spec, clf, args.sample_every, params, args.silent_classifier)
         results.append(r)
         excursion = (
             "-" if r.excursion_hidden is None else ("hidden" if r.excursion_hidden else "LEAKED")
@@ -387,7 +429,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"{r.max_in_p:9.2e} {r.min_out_p:9.2e}"
         )
     ext = [r for r in results if r.excursion_hidden is not None]
-    hard = [r for r in results if r.excursion_hidden is None]
+    hard = [r for r in results if r.excursion_hidden is None and not r.lead]
+    after = [r for r in results if r.lead]
     if ext:
         print(
             f"extractions: {sum(r.leaked for r in ext)} OOB frames leaked of "
@@ -404,6 +447,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"hard in-body videos: {hidden} of {frames} frames hidden "
             f"({100 * hidden / frames:.1f} %); "
             f"worst video {100 * worst:.1f} %"
+        )
+    if after:
+        hidden, frames = sum(r.hidden_in for r in after), sum(r.in_body for r in after)
+        print(
+            f"hard effects after 6 s of the normal view: {hidden} of {frames} effect frames "
+            f"hidden ({100 * hidden / frames:.1f} %); {sum(r.hidden_lead for r in after)} of "
+            f"{sum(r.lead for r in after)} normal frames before them"
         )
     print(f"({time.perf_counter() - started:.0f} s)")
 

@@ -193,3 +193,60 @@ def test_a_short_in_body_start_still_gives_a_reference() -> None:
     memory = ExtractionMemory(MemoryParams(threshold=THRESHOLD, low=THRESHOLD / 2))
     away = [memory.update(float(t), float(q), c) for t, q, c in zip(times, p, colour, strict=True)]
     assert away[5] and not away[-1]
+
+
+# The classifier never fires: not at the trocar, not outside. The near field still scores
+# far above this video's own tissue and looks nothing like it (as measured on a real
+# extraction), which is what the odd-run entry reads.
+QUIET = [0.003, 0.02, 0.001, 0.01, 0.002, 0.05, 0.0015, 0.004, 0.01, 0.002]
+
+
+def _quiet_extraction() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return _video(
+        (20.0, [0.0001], TISSUE),
+        (0.6, [0.01], DARK),  # the trocar's tube: dark, unremarkable scores
+        (2.0, QUIET, SKIN),
+        (6.0, QUIET, DRAPE),
+        (0.6, [0.01], DARK),
+        (10.0, [0.0001], TISSUE),
+    )
+
+
+def test_an_excursion_the_classifier_never_flags_is_hidden_from_its_first_odd_frame() -> None:
+    times, p, colour = _quiet_extraction()
+    assert (p < THRESHOLD / 2).all()
+    outside = slice(int(20.6 * FPS), int(28.6 * FPS))
+    assert not _hidden(times, p, None)[outside].any()  # scores alone: the whole room shows
+    hidden = _hidden(times, p, colour)
+    assert hidden[outside].all()
+    assert not hidden[int(31 * FPS) :].any() and not hidden[: int(19 * FPS)].any()
+    # Live (causal) latches once the odd run (the drape, from 23.2 s) has lasted enter_s, and
+    # stays closed; what came before it (skin in tissue colours) it could not know.
+    gate = CausalGate(TemporalParams(threshold=THRESHOLD), hold_s=1.0)
+    shown = np.array(
+        [not gate.update(t, float(q), c) for t, q, c in zip(times, p, colour, strict=True)]
+    )
+    assert not shown[int(23.7 * FPS) : int(29.2 * FPS)].any()
+    assert shown[int(33 * FPS) :].all()
+
+
+@pytest.mark.parametrize(
+    ("scores", "signature", "why"),
+    [
+        ([0.01, 0.03], TISSUE, "scores rise (red-out, smoke) but the view is this video's"),
+        ([0.0001, 0.0002], DRAPE, "other colours (ICG, a new organ) scoring like tissue"),
+    ],
+)
+def test_odd_frames_need_both_signals(scores: list[float], signature: np.ndarray, why: str) -> None:
+    times, p, colour = _video((20.0, [0.0001], TISSUE), (6.0, scores, signature))
+    assert not _hidden(times, p, colour).any(), why
+
+
+def test_odd_frames_count_only_once_the_video_has_an_in_body_history() -> None:
+    # 2 s of tissue (less than enter_history_s) is too little to call anything odd.
+    times, p, colour = _video((2.0, [0.0001], TISSUE), (6.0, QUIET, DRAPE))
+    assert not _hidden(times, p, colour).any()
+    memory = ExtractionMemory(MemoryParams(threshold=THRESHOLD, low=THRESHOLD / 2, enter_s=0))
+    times, p, colour = _quiet_extraction()
+    away = [memory.update(float(t), float(q), c) for t, q, c in zip(times, p, colour, strict=True)]
+    assert not any(away), "enter_s=0 turns the odd-run entry off"

@@ -5,7 +5,13 @@ near field outside — drapes, gloves, skin — which it often takes for tissue.
 frames that score high would show the outside between them. `ExtractionMemory` therefore
 works as a latch:
 
-- it **enters** an excursion on a confident out-of-body frame (``p >= threshold``);
+- it **enters** an excursion on a confident out-of-body frame (``p >= threshold``), or on a
+  run (``enter_s``) of frames that are odd *for this video* though the classifier calls them
+  tissue: they score well above the video's own in-body frames (``enter_factor`` × their
+  95th percentile, at least ``enter_floor``) and look unlike them (colour similarity below
+  ``enter_similarity``). On the real extraction above, the outside frames' median score was
+  24 × that percentile and their colour similarity 0.05 on average; offline hides such a run
+  from its first frame, live from the frame that completes it;
 - it **leaves** only on positive evidence that the scope is back inside: a sustained run
   (``back_s``) of frames that look like this same video's in-body view from before the
   excursion — the intersection of their hue–saturation histograms with the mean histogram of
@@ -31,6 +37,7 @@ scored frames and then adds its usual gap closing and margins.
 
 from __future__ import annotations
 
+import bisect
 from collections import deque
 from dataclasses import dataclass
 
@@ -113,6 +120,13 @@ class MemoryParams:
         relative_factor: with the score route, a frame may score at most this times the
             reference frames' 95th percentile...
         relative_floor: ...or this, whichever is higher.
+        enter_s: how long a run of odd frames must last to start an excursion without a
+            confident frame (0: never).
+        enter_factor: an odd frame scores at least this times the 95th percentile of the
+            video's in-body frames so far...
+        enter_floor: ...and at least this...
+        enter_similarity: ...and its colour similarity to them is below this.
+        enter_history_s: odd frames count only once this much in-body video was seen.
     """
 
     threshold: float
@@ -127,6 +141,11 @@ class MemoryParams:
     score_back_s: float = 5.0
     relative_factor: float = 4.0
     relative_floor: float = 1e-4
+    enter_s: float = 0.5
+    enter_factor: float = 10.0
+    enter_floor: float = 5e-4
+    enter_similarity: float = 0.25
+    enter_history_s: float = 5.0
 
 
 class ExtractionMemory:
@@ -148,8 +167,15 @@ class ExtractionMemory:
         self._baseline = 0.0
         self._back_since: float | None = None
         self._low_since: float | None = None
+        self._odd_since: float | None = None
+        self._atypical_since: float | None = None  # first frame since the last typical one
+        self._inside_sum = np.zeros(SIGNATURE_SIZE, np.float64)
+        self._inside_scores: list[float] = []  # the same frames' scores, sorted
         self.away = False
         self.excursions = 0
+        # When the current (or last) excursion began: earlier than the frame that started it
+        # when a run of odd frames did.
+        self.entered_at: float | None = None
         # When the run of evidence that ended the last excursion began (None: no evidence).
         self.returned_at: float | None = None
 
@@ -163,12 +189,10 @@ class ExtractionMemory:
         if unsure or p_out >= p.threshold:
             if not self.away and not unsure:
                 self._start(t)
-            self._back_since = self._low_since = None
+            self._back_since = self._low_since = self._odd_since = self._atypical_since = None
             return self.away
         if not self.away:
-            if p_out < p.low and signature is not None and signature.any():
-                self._remember(t, p_out, signature)
-            return False
+            return self._watch(t, p_out, signature)
         looks_back, scores_back = self._evidence(p_out, signature)
         self._back_since = (
             (self._back_since if self._back_since is not None else t) if looks_back else None
@@ -192,8 +216,56 @@ class ExtractionMemory:
             self._back_since = self._low_since = None
         return self.away
 
+    def _watch(self, t: float, p_out: float, signature: npt.NDArray[np.uint8] | None) -> bool:
+        """In body so far: remember the frame as this video's inside, or count it as odd."""
+        p = self.params
+        if self._atypical_since is None:
+            self._atypical_since = t  # until this frame proves typical
+        lit = signature is not None and bool(signature.any())
+        if not lit:
+            return False  # dark (the trocar's tube): neither evidence nor reference
+        assert signature is not None
+        high = self._scores_high(t, p_out)
+        if high and self._looks_unlike(signature):
+            if self._odd_since is None:
+                self._odd_since = t
+            if t - self._odd_since >= p.enter_s:
+                # The excursion began where the typical frames ended (the trocar, skin that
+                # shares tissue colours), not only where the odd run did.
+                self._start(self._atypical_since)
+                self._odd_since = self._atypical_since = None
+                return True
+            return False
+        self._odd_since = None
+        # Only typical frames become the reference: near-field frames that happen to share
+        # tissue colours (skin) must not raise the baseline that odd frames are judged by.
+        if p_out < p.low and not high:
+            self._remember(t, p_out, signature)
+            self._atypical_since = None
+        return False
+
+    def _scores_high(self, t: float, p_out: float) -> bool:
+        """Scores well above this video's in-body frames (False until it has a history)."""
+        p = self.params
+        if p.enter_s <= 0 or not self._inside or t - self._inside[0][0] < p.enter_history_s:
+            return False
+        return p_out >= max(p.enter_factor * self._inside_p95(), p.enter_floor)
+
+    def _inside_p95(self) -> float:
+        """95th percentile of the remembered in-body scores (as `numpy.quantile`)."""
+        scores = self._inside_scores
+        position = 0.95 * (len(scores) - 1)
+        below = int(position)
+        above = min(below + 1, len(scores) - 1)
+        return scores[below] + (scores[above] - scores[below]) * (position - below)
+
+    def _looks_unlike(self, signature: npt.NDArray[np.uint8]) -> bool:
+        reference = self._inside_sum / len(self._inside)
+        return similarity(signature, reference) < self.params.enter_similarity
+
     def _start(self, t: float) -> None:
         self.away = True
+        self.entered_at = t
         self.excursions += 1
         old = [(p, s) for ts, p, s in self._inside if ts <= t - self.params.guard_s]
         # A short video may have no in-body frame that old: then the ones it has.
@@ -205,9 +277,14 @@ class ExtractionMemory:
             self._reference = None
 
     def _remember(self, t: float, p_out: float, signature: npt.NDArray[np.uint8]) -> None:
-        self._inside.append((t, p_out, signature.astype(np.float64)))
+        kept = signature.astype(np.float64)
+        self._inside.append((t, p_out, kept))
+        self._inside_sum += kept
+        bisect.insort(self._inside_scores, p_out)
         while self._inside and self._inside[0][0] < t - self.params.reference_s:
-            self._inside.popleft()
+            _t, old_p, old_s = self._inside.popleft()
+            self._inside_sum -= old_s
+            del self._inside_scores[bisect.bisect_left(self._inside_scores, old_p)]
 
     def _evidence(self, p_out: float, signature: npt.NDArray[np.uint8] | None) -> tuple[bool, bool]:
         """(looks like this video's inside, scores like this video's inside)."""
@@ -234,14 +311,18 @@ def excursion_mask(
 ) -> npt.NDArray[np.bool_]:
     """For each scored frame (in time order): is it part of an excursion?
 
-    Offline can look back: the frames of the run that proved the scope back inside were in
-    body, so they are not part of the excursion (live must hide them while it waits).
+    Offline can look back: the run of odd frames that started an excursion is part of it, and
+    the frames of the run that proved the scope back inside were in body, so they are not
+    (live shows the first and hides the second while it waits).
     """
     memory = ExtractionMemory(params)
     away = np.zeros(len(times), dtype=bool)
+    before = np.arange(len(times))
     for k, (t, p, s) in enumerate(zip(times, p_out, signatures, strict=True)):
         was_away = memory.away
         away[k] = memory.update(float(t), float(p), s)
+        if not was_away and away[k] and memory.entered_at is not None:
+            away[(times >= memory.entered_at) & (before < k)] = True
         if was_away and not away[k] and memory.returned_at is not None:
-            away[(times >= memory.returned_at) & (np.arange(len(times)) < k)] = False
+            away[(times >= memory.returned_at) & (before < k)] = False
     return away
