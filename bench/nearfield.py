@@ -348,6 +348,7 @@ def measure(
 ) -> Result:
     video, truth = build(spec)
     labels = scan_video(video, clf, params=params, sample_every=sample_every)
+    outside = np.isin(truth[labels.index], (OUT, DONT_CARE))  # per scored frame
     hidden = labels.oob_mask()
     n = min(len(hidden), len(truth))  # the encoder keeps every frame; guard anyway
     hidden, truth = hidden[:n], truth[:n]
@@ -355,7 +356,6 @@ def measure(
     y = truth[scored]
     if silent:  # the classifier never fires outside: what the memory alone still hides
         quiet = labels.p_out.copy()
-        outside = np.isin(truth[labels.index], (OUT, DONT_CARE))
         quiet[outside] = np.minimum(quiet[outside], 0.9 * params.low)
         info = probe(video)
         segments = postprocess(
@@ -408,6 +408,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"model {clf.info.name} {clf.info.sha256[:12]}, threshold {clf.threshold:.4g}, "
         f"extraction memory {'off' if args.no_memory else 'on'}"
     )
+    if args.silent_classifier:
+        print("silent classifier: leaks and hidden frames from lowered scores; AUC, flagged")
+        print("and the p columns still show the model's own scores")
     head = f"{'video':20} {'size':>9} {'fps':>3} {'frames':>6} {'oob':>4} {'AUC':>6} {'flagged':>7}"
     print(
         f"{head} {'leaked':>6} {'hidden in':>9} {'excursion':>9} {'max p in':>9} {'min p out':>9}"

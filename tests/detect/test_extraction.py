@@ -12,6 +12,7 @@ from endoveil.detect.extraction import (
     ExtractionMemory,
     MemoryParams,
     colour_signatures,
+    excursion_mask,
     similarity,
 )
 from endoveil.detect.labels import mask_from_segments
@@ -220,7 +221,7 @@ def test_an_excursion_the_classifier_never_flags_is_hidden_from_its_first_odd_fr
     hidden = _hidden(times, p, colour)
     assert hidden[outside].all()
     assert not hidden[int(31 * FPS) :].any() and not hidden[: int(19 * FPS)].any()
-    # Live (causal) latches once the odd run (the drape, from 23.2 s) has lasted enter_s, and
+    # Live (causal) latches once the odd run (the drape, from 22.6 s) has lasted enter_s, and
     # stays closed; what came before it (skin in tissue colours) it could not know.
     gate = CausalGate(TemporalParams(threshold=THRESHOLD), hold_s=1.0)
     shown = np.array(
@@ -250,3 +251,86 @@ def test_odd_frames_count_only_once_the_video_has_an_in_body_history() -> None:
     times, p, colour = _quiet_extraction()
     away = [memory.update(float(t), float(q), c) for t, q, c in zip(times, p, colour, strict=True)]
     assert not any(away), "enter_s=0 turns the odd-run entry off"
+
+
+def _memory(**kw: float) -> ExtractionMemory:
+    return ExtractionMemory(MemoryParams(threshold=THRESHOLD, low=THRESHOLD / 2, **kw))  # type: ignore[arg-type]
+
+
+def test_the_odd_run_memory_never_hides_less_than_the_confident_one() -> None:
+    """Its reference leaves out high-scoring tissue-like frames, so its baseline (and exits)
+    differ; here that alone would have let a drape excursion end at once. The guard hides
+    whenever either memory does."""
+    times, p, colour = _video(
+        (10.0, [1e-5], TISSUE),
+        (2.0, [6e-4], TISSUE),
+        (10.0, [4.9e-4], TISSUE),
+        (1.2, [4e-3], TISSUE),
+        (1.2, [0.01], DARK),
+        (0.5, [0.95], DARK),
+        (10.0, [0.01], DRAPE),
+        (10.0, [1e-5], TISSUE),
+    )
+    confident = MemoryParams(threshold=THRESHOLD, low=THRESHOLD / 2, enter_s=0.0)
+    both = MemoryParams(threshold=THRESHOLD, low=THRESHOLD / 2)
+    drape = slice(int(25.0 * FPS), int(34.9 * FPS))
+    assert excursion_mask(times, p, colour, confident)[drape].all()
+    assert excursion_mask(times, p, colour, both)[drape].all()
+    rng = np.random.default_rng(11)
+    kinds = [TISSUE, OTHER_TISSUE, DRAPE, SKIN, DARK]
+    for _ in range(30):
+        parts = [
+            (float(rng.uniform(0.5, 8)), [float(10 ** rng.uniform(-6, 0))], kinds[rng.integers(5)])
+            for _ in range(8)
+        ]
+        times, p, colour = _video((8.0, [1e-5], TISSUE), *parts)
+        assert (
+            excursion_mask(times, p, colour, both) >= excursion_mask(times, p, colour, confident)
+        ).all()
+
+
+def test_the_in_body_percentile_follows_a_long_stream() -> None:
+    memory = _memory(reference_s=3.0)
+    rng = np.random.default_rng(3)
+    for k in range(600):
+        score = float(np.float32(rng.choice([1e-5, 2e-5, float(rng.uniform(0, 2e-4))])))
+        memory.update(k / FPS, score, TISSUE)
+        kept = [q for _t, q, _s in memory._inside]
+        assert memory._inside_p95() == pytest.approx(np.quantile(kept, 0.95), rel=1e-12)
+
+
+def test_a_dark_gap_breaks_an_odd_run() -> None:
+    # One odd frame, 10 s of dark, one more: not half a second of odd frames.
+    times, p, colour = _video(
+        (20.0, [0.0001], TISSUE), (0.1, [0.01], DRAPE), (10.0, [0.01], DARK),
+        (0.1, [0.01], DRAPE), (10.0, [0.0001], TISSUE),
+    )  # fmt: skip
+    memory = _memory()
+    away = [memory.update(float(t), float(q), c) for t, q, c in zip(times, p, colour, strict=True)]
+    assert not any(away)
+
+
+def test_the_dark_trocar_before_an_odd_run_is_hidden_but_not_a_minute_before_it() -> None:
+    times, p, colour = _video(
+        (20.0, [0.0001], TISSUE), (1.0, [0.01], DARK), (3.0, QUIET, DRAPE), (10.0, [0.0001], TISSUE)
+    )
+    away = excursion_mask(times, p, colour, MemoryParams(threshold=THRESHOLD, low=THRESHOLD / 2))
+    assert away[int(20.0 * FPS) : int(24.0 * FPS)].all()  # from the trocar's first frame
+    assert not away[: int(19.9 * FPS)].any()
+    # 60 s of atypical in-body frames (scoring between the floor and the threshold) before
+    # the odd run: dated back at most enter_lookback_s.
+    times, p, colour = _video((20.0, [0.0001], TISSUE), (60.0, [0.3], TISSUE), (3.0, QUIET, DRAPE))
+    away = excursion_mask(times, p, colour, MemoryParams(threshold=THRESHOLD, low=THRESHOLD / 2))
+    assert away[int(75.0 * FPS) :].all() and not away[: int(74.9 * FPS)].any()
+
+
+def test_tissue_that_keeps_scoring_higher_joins_the_reference() -> None:
+    # The view inside changes and scores 100x higher for a minute: after settle_s it is this
+    # video's inside, so an excursion after it ends when that view comes back.
+    times, p, colour = _video(
+        (20.0, [1e-5], TISSUE), (60.0, [1e-3, 2e-3], TISSUE), (0.6, [0.95], DARK),
+        (5.0, QUIET, DRAPE), (0.6, [0.95], DARK), (20.0, [1e-3, 2e-3], TISSUE),
+    )  # fmt: skip
+    away = excursion_mask(times, p, colour, MemoryParams(threshold=THRESHOLD, low=THRESHOLD / 2))
+    assert away[int(80.6 * FPS) : int(86.2 * FPS)].all()
+    assert not away[int(92 * FPS) :].any()

@@ -9,9 +9,13 @@ works as a latch:
   run (``enter_s``) of frames that are odd *for this video* though the classifier calls them
   tissue: they score well above the video's own in-body frames (``enter_factor`` × their
   95th percentile, at least ``enter_floor``) and look unlike them (colour similarity below
-  ``enter_similarity``). On the real extraction above, the outside frames' median score was
-  24 × that percentile and their colour similarity 0.05 on average; offline hides such a run
-  from its first frame, live from the frame that completes it;
+  ``enter_similarity``). On a real extraction (../shared/DESIGN.md) the outside frames'
+  median score was 24 × that percentile and their colour similarity 0.05 on average. Offline
+  dates such an excursion back to the last typical frame before the run (at most
+  ``enter_lookback_s``); live hides from the frame that completes it. Only typical frames
+  join the reference this route compares with (skin in tissue colours would raise it); as
+  that reference differs from the confident route's, `ExtractionGuard` runs both and hides
+  when either is away;
 - it **leaves** only on positive evidence that the scope is back inside: a sustained run
   (``back_s``) of frames that look like this same video's in-body view from before the
   excursion — the intersection of their hue–saturation histograms with the mean histogram of
@@ -39,7 +43,7 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -49,6 +53,7 @@ __all__ = [
     "HUE_BINS",
     "SATURATION_BINS",
     "SIGNATURE_SIZE",
+    "ExtractionGuard",
     "ExtractionMemory",
     "MemoryParams",
     "colour_signatures",
@@ -126,7 +131,13 @@ class MemoryParams:
             video's in-body frames so far...
         enter_floor: ...and at least this...
         enter_similarity: ...and its colour similarity to them is below this.
-        enter_history_s: odd frames count only once this much in-body video was seen.
+        enter_history_s: odd frames count only once this much in-body video was seen
+            (and at least ``enter_min_frames`` typical frames).
+        enter_min_frames: see ``enter_history_s``.
+        enter_lookback_s: offline, an excursion entered by odd frames is dated back to the
+            last typical frame, at most this long before the odd run.
+        settle_s: frames that score high but look like tissue are kept out of the in-body
+            reference for this long, then join it (the view inside may simply have changed).
     """
 
     threshold: float
@@ -146,6 +157,9 @@ class MemoryParams:
     enter_floor: float = 5e-4
     enter_similarity: float = 0.25
     enter_history_s: float = 5.0
+    enter_min_frames: int = 10
+    enter_lookback_s: float = 5.0
+    settle_s: float = 10.0
 
 
 class ExtractionMemory:
@@ -168,7 +182,10 @@ class ExtractionMemory:
         self._back_since: float | None = None
         self._low_since: float | None = None
         self._odd_since: float | None = None
+        self._last_odd: float | None = None
         self._atypical_since: float | None = None  # first frame since the last typical one
+        # Lit frames scoring high but looking like tissue, kept out of the reference for now.
+        self._unsettled: deque[tuple[float, float, npt.NDArray[np.uint8]]] = deque()
         self._inside_sum = np.zeros(SIGNATURE_SIZE, np.float64)
         self._inside_scores: list[float] = []  # the same frames' scores, sorted
         self.away = False
@@ -189,7 +206,9 @@ class ExtractionMemory:
         if unsure or p_out >= p.threshold:
             if not self.away and not unsure:
                 self._start(t)
-            self._back_since = self._low_since = self._odd_since = self._atypical_since = None
+            self._back_since = self._low_since = None
+            if not unsure:
+                self._odd_since = self._atypical_since = None
             return self.away
         if not self.away:
             return self._watch(t, p_out, signature)
@@ -219,6 +238,7 @@ class ExtractionMemory:
     def _watch(self, t: float, p_out: float, signature: npt.NDArray[np.uint8] | None) -> bool:
         """In body so far: remember the frame as this video's inside, or count it as odd."""
         p = self.params
+        self._settle(t)
         if self._atypical_since is None:
             self._atypical_since = t  # until this frame proves typical
         lit = signature is not None and bool(signature.any())
@@ -227,27 +247,43 @@ class ExtractionMemory:
         assert signature is not None
         high = self._scores_high(t, p_out)
         if high and self._looks_unlike(signature):
-            if self._odd_since is None:
-                self._odd_since = t
+            if self._odd_since is None or t - (self._last_odd or t) > p.enter_s:
+                self._odd_since = t  # a new run: a long dark gap broke the last one
+            self._last_odd = t
             if t - self._odd_since >= p.enter_s:
                 # The excursion began where the typical frames ended (the trocar, skin that
                 # shares tissue colours), not only where the odd run did.
-                self._start(self._atypical_since)
+                self._start(max(self._atypical_since, self._odd_since - p.enter_lookback_s))
                 self._odd_since = self._atypical_since = None
+                self._unsettled.clear()
                 return True
             return False
         self._odd_since = None
-        # Only typical frames become the reference: near-field frames that happen to share
-        # tissue colours (skin) must not raise the baseline that odd frames are judged by.
-        if p_out < p.low and not high:
+        if p_out >= p.low:
+            return False
+        # Only typical frames join the reference at once: near-field frames that share tissue
+        # colours (skin) must not raise the baseline that odd frames are judged by.
+        if high:
+            self._unsettled.append((t, p_out, signature))
+        else:
             self._remember(t, p_out, signature)
             self._atypical_since = None
         return False
 
+    def _settle(self, t: float) -> None:
+        """High-scoring, tissue-like frames that lasted ``settle_s`` without an excursion are
+        this video's inside after all."""
+        while self._unsettled and self._unsettled[0][0] <= t - self.params.settle_s:
+            self._remember(*self._unsettled.popleft())
+
     def _scores_high(self, t: float, p_out: float) -> bool:
         """Scores well above this video's in-body frames (False until it has a history)."""
         p = self.params
-        if p.enter_s <= 0 or not self._inside or t - self._inside[0][0] < p.enter_history_s:
+        if (
+            p.enter_s <= 0
+            or len(self._inside) < p.enter_min_frames
+            or t - self._inside[0][0] < p.enter_history_s
+        ):
             return False
         return p_out >= max(p.enter_factor * self._inside_p95(), p.enter_floor)
 
@@ -303,18 +339,53 @@ class ExtractionMemory:
         return looks, p_out <= tight
 
 
+class ExtractionGuard:
+    """Two memories side by side; a frame is away when either says so.
+
+    One enters only on confident frames (as the memory always did); the other may also enter
+    on a run of odd frames, and keeps near-field frames out of its reference to see them. The
+    second only exists to hide more, and since its reference differs, its exits may too: with
+    both, nothing is ever hidden less than by the confident memory alone.
+    """
+
+    def __init__(self, params: MemoryParams) -> None:
+        self.memories = [ExtractionMemory(replace(params, enter_s=0.0))]
+        if params.enter_s > 0:
+            self.memories.append(ExtractionMemory(params))
+
+    def update(
+        self, t: float, p_out: float | None, signature: npt.NDArray[np.uint8] | None
+    ) -> bool:
+        """As `ExtractionMemory.update`, for both."""
+        return any([memory.update(t, p_out, signature) for memory in self.memories])
+
+
 def excursion_mask(
     times: npt.NDArray[np.float64],
     p_out: npt.NDArray[np.float32],
     signatures: npt.NDArray[np.uint8],
     params: MemoryParams,
 ) -> npt.NDArray[np.bool_]:
-    """For each scored frame (in time order): is it part of an excursion?
+    """For each scored frame (in time order): is it part of an excursion (for either memory
+    of `ExtractionGuard`)?
 
-    Offline can look back: the run of odd frames that started an excursion is part of it, and
-    the frames of the run that proved the scope back inside were in body, so they are not
-    (live shows the first and hides the second while it waits).
+    Offline can look back: a run of odd frames that started an excursion is part of it, back
+    to the last typical frame before it (at most ``enter_lookback_s`` earlier); the frames of
+    the run that proved the scope back inside were in body, so they are not (live shows the
+    first and hides the second while it waits).
     """
+    away = _memory_mask(times, p_out, signatures, replace(params, enter_s=0.0))
+    if params.enter_s > 0:
+        away |= _memory_mask(times, p_out, signatures, params)
+    return away
+
+
+def _memory_mask(
+    times: npt.NDArray[np.float64],
+    p_out: npt.NDArray[np.float32],
+    signatures: npt.NDArray[np.uint8],
+    params: MemoryParams,
+) -> npt.NDArray[np.bool_]:
     memory = ExtractionMemory(params)
     away = np.zeros(len(times), dtype=bool)
     before = np.arange(len(times))

@@ -13,7 +13,8 @@ construction:
 
 When the scored frames carry colour signatures (``Labels.colour``, computed by the scan), an
 **extraction memory** (`endoveil.detect.extraction`) runs before steps 3 and 4: once a frame
-scores confidently out of body, every frame stays hidden until the scope is shown to be back
+scores confidently out of body (or a run of frames is odd for this video: far above its own
+in-body scores and unlike its colours), every frame stays hidden until the scope is shown to be back
 (in-body scores *and* this video's own in-body colours, sustained), so that a classifier that
 takes drapes, gloves or skin for tissue cannot un-hide the middle of an excursion.
 
@@ -29,7 +30,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import numpy.typing as npt
 
-from endoveil.detect.extraction import ExtractionMemory, MemoryParams, excursion_mask
+from endoveil.detect.extraction import ExtractionGuard, MemoryParams, excursion_mask
 from endoveil.detect.labels import Segment, segments_from_mask
 
 __all__ = ["CausalGate", "TemporalParams", "fill_scores", "postprocess"]
@@ -50,6 +51,8 @@ class TemporalParams:
             that counts as evidence.
         noref_back_s: without an in-body reference (the video starts outside), this long in
             body ends an excursion.
+        odd_entry_s: a run of frames this long that score far above the video's own in-body
+            frames and look unlike them also starts an excursion (0: only confident frames).
     """
 
     threshold: float = 0.5
@@ -60,6 +63,7 @@ class TemporalParams:
     back_s: float = 1.5
     back_similarity: float = 0.4
     noref_back_s: float = 5.0
+    odd_entry_s: float = 0.5
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
@@ -70,6 +74,8 @@ class TemporalParams:
             raise ValueError("smoothing_s and margin_s must be >= 0")
         if self.back_s < 0 or self.noref_back_s < 0 or not 0 <= self.back_similarity <= 1:
             raise ValueError("back_s, noref_back_s must be >= 0 and back_similarity in [0, 1]")
+        if self.odd_entry_s < 0:
+            raise ValueError("odd_entry_s must be >= 0")
 
     @property
     def low(self) -> float:
@@ -85,6 +91,7 @@ class TemporalParams:
             back_s=self.back_s,
             back_similarity=self.back_similarity,
             noref_back_s=self.noref_back_s,
+            enter_s=self.odd_entry_s,
         )
 
 
@@ -201,8 +208,9 @@ class CausalGate:
     It starts anonymized; a frame scoring ``>= low`` (or no score: model slow or failing)
     puts it in out-of-body at once; it returns to clear only after ``hold_s`` seconds in which
     every score was below ``low``. Frames given with a colour signature also feed an
-    `ExtractionMemory` (when ``params.memory``): after a confident out-of-body frame the gate
-    stays closed until the memory has seen the scope back inside. It can only hide more.
+    `ExtractionGuard` (when ``params.memory``): after a confident out-of-body frame, or a run
+    of frames odd for this video, the gate stays closed until the memory has seen the scope
+    back inside. It can only hide more.
 
     Example:
         >>> gate = CausalGate(TemporalParams(threshold=0.5), hold_s=1.0)
@@ -217,7 +225,7 @@ class CausalGate:
         self.hold_s = hold_s
         self._clear_since: float | None = None
         self.anonymizing = True
-        self.memory = ExtractionMemory(params.memory_params()) if params.memory else None
+        self.memory = ExtractionGuard(params.memory_params()) if params.memory else None
 
     def update(
         self, t: float, p_out: float | None, colour: npt.NDArray[np.uint8] | None = None

@@ -5,9 +5,10 @@ scores every frame and renders it, and each sink encodes and writes in its own t
 is never handed to a sink before it has been judged:
 
 - the output starts anonymized and turns clear only after ``hold_s`` of in-body scores
-  (`CausalGate`); once a frame scores confidently out of body, it stays anonymized until the
-  extraction memory has seen the scope back inside (this video's own in-body colours and
-  scores, sustained; `endoveil.detect.extraction`);
+  (`CausalGate`); once a frame scores confidently out of body (or a half-second run of frames
+  is odd for this video: far above its in-body scores, unlike its colours), it stays
+  anonymized until the extraction memory has seen the scope back inside (this video's own
+  in-body colours and scores, sustained; `endoveil.detect.extraction`);
 - a frame that reaches the model too late (``max_lag_s``), or that the model fails on, is not
   scored and counts as suspicious;
 - when the source stalls, sinks get a "paused" card instead of pictures, and the gate starts
