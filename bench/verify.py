@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,18 +26,18 @@ import numpy as np
 import numpy.typing as npt
 
 from endoveil.anonymize.offline import PipelineConfig, run_pipeline
-from endoveil.anonymize.render import ACTIONS, Blur
+from endoveil.anonymize.render import ACTIONS
 from endoveil.anonymize.verify import verify
 from endoveil.detect.formats import read_intervals_csv
 from endoveil.detect.labels import Labels, VideoSummary, segments_from_mask
 from endoveil.media.probe import VideoInfo, probe
-from endoveil.media.reader import FrameReader, upright
 from endoveil.media.writer import VideoWriter
 
 Image = npt.NDArray[np.uint8]
 ROOT = Path(__file__).resolve().parent
 SHARED = ROOT.parent.parent / "shared" / "data"
-SECRET = b"Jane Doe DOB 1970-01-01"
+sys.path.insert(0, str(ROOT.parent / "tests"))  # the tamper suite's own tools
+from tamper import add_stream_copy, originals_and_blurred, plant_nals  # noqa: E402
 
 
 def labels_for(info: VideoInfo, hidden: npt.NDArray[np.bool_], action: str) -> Labels:
@@ -151,51 +152,13 @@ TAMPERS: dict[str, tuple[Tamper, bool]] = {
 }
 
 
-def pictures(video: Path, info: VideoInfo, hidden: npt.NDArray[np.bool_]):  # type: ignore[no-untyped-def]
-    originals, good = [], []
-    blur = Blur()
-    with FrameReader(video, info) as reader:
-        for frame in reader:
-            assert frame.video_frame is not None
-            image = upright(frame.video_frame)
-            originals.append(image.to_ndarray(format="rgb24"))
-            shown = blur.render(image) if hidden[frame.index] else image
-            good.append(shown.to_ndarray(format="rgb24"))
-    return originals, good
-
-
 def plant(correct: Path, path: Path, how: str, original: Path) -> Path:
-    with av.open(str(correct)) as src, av.open(str(path), "w", format="mp4") as out:
-        if how == "tags":
-            out.metadata["title"] = "Jane Doe"
-        stream = src.streams.video[0]
-        target = out.add_stream_from_template(stream)
-        extra = None
-        if how == "extra-stream":
-            other = av.open(str(original))
-            extra = (other, other.streams.video[0])
-            extra_target = out.add_stream_from_template(other.streams.video[0])
-        for packet in src.demux(stream):
-            if not packet.size:
-                continue
-            if how == "nal-units":
-                data = bytes(packet)
-                for kind in (6, 12, 30):
-                    unit = bytes([kind]) + SECRET
-                    data += len(unit).to_bytes(4, "big") + unit
-                new = av.Packet(data)
-                new.pts, new.dts, new.time_base = packet.pts, packet.dts, packet.time_base
-                new.is_keyframe = packet.is_keyframe
-                packet = new
-            packet.stream = target
-            out.mux(packet)
-        if extra is not None:
-            for packet in extra[0].demux(extra[1]):
-                if packet.size:
-                    packet.stream = extra_target
-                    out.mux(packet)
-            extra[0].close()
-    return path
+    """``correct`` with identifying data planted (`tamper`, the tamper suite's own tools)."""
+    if how == "tags":
+        return add_stream_copy(correct, path, original, kind="none", tags={"title": "Jane Doe"})
+    if how == "extra-stream":
+        return add_stream_copy(correct, path, original, kind="video")
+    return plant_nals(correct, path, (6, 12, 30))
 
 
 def bench_video(video: Path, hidden: npt.NDArray[np.bool_], work: Path) -> dict[str, object]:
@@ -228,7 +191,7 @@ def bench_video(video: Path, hidden: npt.NDArray[np.bool_], work: Path) -> dict[
     missed: list[str] = []
     tampers, frames_flagged, frames_tampered = 0, 0, 0
     labels = labels_for(info, hidden, "blur")
-    originals, good = pictures(video, info, hidden)
+    originals, good = originals_and_blurred(video, hidden, info)
     for name, (build, hidden_only) in TAMPERS.items():
         if hidden_only and not hidden.any():
             continue

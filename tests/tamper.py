@@ -9,6 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import av
+import numpy as np
+import numpy.typing as npt
+
+from endoveil.anonymize.render import Blur
+from endoveil.media.probe import VideoInfo
+from endoveil.media.reader import FrameReader, upright
 
 SECRET = b"Jane Doe DOB 1970-01-01"
 
@@ -62,4 +68,21 @@ def add_stream_copy(
     return dst
 
 
-__all__ = ["SECRET", "add_stream_copy", "plant_nals"]
+def originals_and_blurred(
+    video: Path, hidden: npt.NDArray[np.bool_], info: VideoInfo | None = None
+) -> tuple[list[npt.NDArray[np.uint8]], list[npt.NDArray[np.uint8]]]:
+    """The video's pictures (upright RGB) and those of a correct output: blurred where
+    ``hidden`` (``info``: the video's probe, if known)."""
+    originals, blurred = [], []
+    blur = Blur()
+    with FrameReader(video, info) as reader:
+        for frame in reader:
+            assert frame.video_frame is not None
+            image = upright(frame.video_frame)
+            originals.append(image.to_ndarray(format="rgb24"))
+            shown = blur.render(image) if hidden[frame.index] else image
+            blurred.append(shown.to_ndarray(format="rgb24"))
+    return originals, blurred
+
+
+__all__ = ["SECRET", "add_stream_copy", "originals_and_blurred", "plant_nals"]

@@ -18,16 +18,13 @@ import pytest
 
 from clips import BRIGHT, DARK, textured, write_clip
 from endoveil.anonymize.offline import PipelineConfig, run_pipeline
-from endoveil.anonymize.render import Blur
 from endoveil.anonymize.verify import verify
 from endoveil.detect.classifier import OnnxClassifier
 from endoveil.detect.labels import Labels
 from endoveil.detect.scan import scan_video
 from endoveil.detect.temporal import TemporalParams
-from endoveil.media.probe import probe
-from endoveil.media.reader import FrameReader, upright
 from endoveil.media.writer import VideoWriter
-from tamper import add_stream_copy, plant_nals
+from tamper import add_stream_copy, originals_and_blurred, plant_nals
 
 Image = npt.NDArray[np.uint8]
 # (originals, correct pictures, hidden mask) → the pictures and their times (frame slots).
@@ -65,17 +62,7 @@ def labels(known_clip: Path, classifier: OnnxClassifier) -> Labels:
 @pytest.fixture(scope="module")
 def frames(known_clip: Path, labels: Labels) -> tuple[list[Image], list[Image]]:
     """The original's pictures and a correct blurred output's."""
-    originals, blurred = [], []
-    mask = labels.oob_mask()
-    blur = Blur()
-    with FrameReader(known_clip, probe(known_clip)) as reader:
-        for frame in reader:
-            assert frame.video_frame is not None
-            image = upright(frame.video_frame)
-            originals.append(image.to_ndarray(format="rgb24"))
-            shown = blur.render(image) if mask[frame.index] else image
-            blurred.append(shown.to_ndarray(format="rgb24"))
-    return originals, blurred
+    return originals_and_blurred(known_clip, labels.oob_mask())
 
 
 def _encode(path: Path, pictures: list[tuple[Image, float]]) -> Path:
