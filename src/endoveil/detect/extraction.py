@@ -349,9 +349,7 @@ class ExtractionGuard:
     """
 
     def __init__(self, params: MemoryParams) -> None:
-        self.memories = [ExtractionMemory(replace(params, enter_s=0.0))]
-        if params.enter_s > 0:
-            self.memories.append(ExtractionMemory(params))
+        self.memories = [ExtractionMemory(each) for each in _side_by_side(params)]
 
     def update(
         self, t: float, p_out: float | None, signature: npt.NDArray[np.uint8] | None
@@ -374,10 +372,14 @@ def excursion_mask(
     the run that proved the scope back inside were in body, so they are not (live shows the
     first and hides the second while it waits).
     """
-    away = _memory_mask(times, p_out, signatures, replace(params, enter_s=0.0))
-    if params.enter_s > 0:
-        away |= _memory_mask(times, p_out, signatures, params)
-    return away
+    masks = [_memory_mask(times, p_out, signatures, each) for each in _side_by_side(params)]
+    return np.logical_or.reduce(masks)
+
+
+def _side_by_side(params: MemoryParams) -> list[MemoryParams]:
+    """The confident-entry memory's settings, and the odd-run one's where it is on."""
+    confident = replace(params, enter_s=0.0)
+    return [confident, params] if params.enter_s > 0 else [confident]
 
 
 def _memory_mask(
