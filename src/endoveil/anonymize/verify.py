@@ -144,14 +144,25 @@ def frame_similarity(
     original: npt.NDArray[np.float32], output: npt.NDArray[np.float32]
 ) -> tuple[float, float, float]:
     """(detail correlation, PSNR in dB, original's detail std) of two grey thumbnails."""
-    if original.shape != output.shape:
-        output = cv2.resize(output, original.shape[::-1], interpolation=cv2.INTER_AREA)
+    output = _same_size(original, output)
     d_orig, d_out = _detail(original), _detail(output)
     n_orig, n_out = float(np.linalg.norm(d_orig)), float(np.linalg.norm(d_out))
     corr = float(np.vdot(d_orig, d_out) / (n_orig * n_out)) if n_orig and n_out else 0.0
-    mse = float(np.mean((original - output) ** 2))
-    psnr = 99.0 if mse == 0 else 10 * np.log10(255.0**2 / mse)
-    return corr, psnr, float(d_orig.std())
+    return corr, _psnr(original, output), float(d_orig.std())
+
+
+def _psnr(original: npt.NDArray[np.float32], output: npt.NDArray[np.float32]) -> float:
+    """PSNR in dB of two grey thumbnails (99 when identical)."""
+    mse = float(np.mean((original - _same_size(original, output)) ** 2))
+    return 99.0 if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+
+
+def _same_size(
+    original: npt.NDArray[np.float32], output: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float32]:
+    if original.shape == output.shape:
+        return output
+    return cv2.resize(output, original.shape[::-1], interpolation=cv2.INTER_AREA)
 
 
 def _grid(width: int, height: int, cells: int) -> tuple[int, int]:
@@ -421,18 +432,18 @@ def _compare(
     if a is None or b is None:
         return  # an undecodable original frame is hidden, above
     evidence.recent.append((frame.index, _detail(a)))
-    _, psnr, _ = frame_similarity(a, b)
+    own = _psnr(a, b)
     previous, evidence.previous = evidence.previous, (frame.index, a)
-    if psnr < INTACT_PSNR_DB:
-        evidence.pending.append((frame.index, _detail(b), psnr))
+    if own < INTACT_PSNR_DB:
+        evidence.pending.append((frame.index, _detail(b), own))
     elif previous is not None and previous[0] == frame.index - 1:
         # Close to its original, but is it the frame before, shown again? Only a clear
         # preference counts: a still scene makes both equally likely.
-        _, psnr_previous, _ = frame_similarity(previous[1], b)
-        if psnr_previous >= psnr + REPEAT_MARGIN_DB:
+        to_previous = _psnr(previous[1], b)
+        if to_previous >= own + REPEAT_MARGIN_DB:
             report.add(
                 f"frame {frame.index}: shows frame {frame.index - 1} again (PSNR "
-                f"{psnr_previous:.1f} dB to it, {psnr:.1f} dB to its own): a repeated frame"
+                f"{to_previous:.1f} dB to it, {own:.1f} dB to its own): a repeated frame"
             )
     evidence.settle(frame.index)
 

@@ -24,6 +24,7 @@ from endoveil.cases.merge import check_segments, merge_segments, plan_merge
 from endoveil.cases.state import now_utc
 from endoveil.cases.worker import sha256
 from endoveil.detect.classifier import Classifier
+from endoveil.detect.labels import Labels
 
 __all__ = ["ExportedCase", "PreparedCase", "export_case", "prepare_case"]
 
@@ -118,10 +119,13 @@ def export_case(
     check_log_location(log, output_root)
     export_config = replace(config, labels_in=reviewed, labels_only=False)
     stage = ["write"]
+    # The reviewed labels as an object: the pipeline probes the merged video once and checks
+    # that they fit it (a path would make the API probe it a second time just to read them).
+    options = {**export_config.as_options(), "labels": Labels.load(reviewed)}
     result = api.anonymize_video(
         merged,
         output_root,
-        **export_config.as_options(),
+        **options,
         progress=lambda d, t: progress(stage[0], d, t),
         stage=lambda name: stage.__setitem__(0, name),
     )

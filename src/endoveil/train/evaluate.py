@@ -21,6 +21,7 @@ import numpy.typing as npt
 from endoveil.atomic import write_text_atomic
 from endoveil.detect.classifier import OnnxClassifier, resize_for_model
 from endoveil.detect.formats import find_annotation, read_frame_mask
+from endoveil.detect.labels import segments_from_mask
 from endoveil.errors import LabelsFormatError, MediaError
 from endoveil.train.data import discover
 from endoveil.train.metrics import operating_point, pr_auc, roc_auc, roc_curve
@@ -50,16 +51,16 @@ def excursions(
     Why: a user asks "was the time outside hidden?", per excursion; a few leaked frames
     spread over ten excursions are ten privacy failures, not one.
     """
-    padded = np.concatenate([[False], np.asarray(truth, bool), [False]])
-    edges = np.flatnonzero(padded[1:] != padded[:-1])
+    duration = float(times[-1]) if len(times) else 0.0  # only the segments' frames are used
     out = []
-    for start, end in zip(edges[::2], edges[1::2], strict=True):
+    for segment in segments_from_mask(np.asarray(truth, bool), times, duration):
+        start, end = segment.start_frame, segment.end_frame
         leaked = int((~hidden[start:end]).sum())
         out.append(
             {
                 "start_frame": int(start),
                 "end_frame": int(end),
-                "start_s": round(float(times[start]), 3),
+                "start_s": round(segment.start_s, 3),
                 "frames": int(end - start),
                 "leaked": leaked,
                 "hidden": leaked == 0,
@@ -158,11 +159,12 @@ def evaluate(
     params = TemporalParams(threshold=chosen)
     results = []
     for n, video in enumerate(videos, start=1):
-        labels = scan_video(video, clf, params=params, sample_every=1)
+        info = probe(video)
+        labels = scan_video(video, clf, params=params, sample_every=1, info=info)
         annotation = find_annotation(video)
         if annotation is None:
             raise LabelsFormatError("no annotation beside the video", path=video)
-        frame_times = probe(video).frame_times
+        frame_times = info.frame_times
         truth = read_frame_mask(annotation, frame_times)
         predicted = labels.oob_mask()
         source = video.stem.split("__")[0] if "__" in video.stem else video.stem
