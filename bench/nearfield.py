@@ -102,13 +102,6 @@ def _read(path: Path) -> Image:
     return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
-def _square(image: Image, size: int = SQUARE) -> Image:
-    h, w = image.shape[:2]
-    side = min(h, w)
-    y, x = (h - side) // 2, (w - side) // 2
-    return cv2.resize(image[y : y + side, x : x + side], (size, size), interpolation=cv2.INTER_AREA)
-
-
 def _video_frames(path: Path) -> list[Image]:
     with av.open(str(path)) as container:
         return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
@@ -125,7 +118,7 @@ def in_body_material(which: str) -> tuple[list[Image], float]:
     else:
         folder, rate = VAL / "in_body" / "endomode_nasal_gif", 8.0
         frames = [_read(p) for p in sorted(folder.glob("*.jpg"))]
-    return [_square(f) for f in frames], rate
+    return [nf.square(f, SQUARE) for f in frames], rate
 
 
 def out_of_body_pictures() -> list[Image]:
@@ -134,14 +127,6 @@ def out_of_body_pictures() -> list[Image]:
 
 # shots: a picture as a function of time within the shot ---------------------------------------
 Render = Callable[[float], Image]
-
-
-def _disk_blur(image: Image, radius: int) -> Image:
-    if radius < 1:
-        return image
-    kernel = np.zeros((2 * radius + 1, 2 * radius + 1), np.float32)
-    cv2.circle(kernel, (radius, radius), radius, 1.0, -1)
-    return cv2.filter2D(image, -1, kernel / kernel.sum(), borderType=cv2.BORDER_REFLECT_101)
 
 
 def _pan(big: Image, rng: np.random.Generator, seconds: float) -> Render:
@@ -175,7 +160,7 @@ def body_shot(frames: Sequence[Image], start: int, rate: float) -> Render:
 
 def near_shot(kind: str, rng: np.random.Generator, seconds: float) -> Render:
     big = nf.OUT_OF_BODY_KINDS[kind](rng, int(SQUARE * 1.4), nf.HELDOUT_RANGES)
-    big = _disk_blur(big, int(rng.uniform(*nf.HELDOUT_RANGES.defocus) * SQUARE))
+    big = nf.disk_blur(big, int(rng.uniform(*nf.HELDOUT_RANGES.defocus) * SQUARE))
     return _pan(big, rng, seconds)
 
 
@@ -184,7 +169,7 @@ def closeup_shot(picture: Image, rng: np.random.Generator, seconds: float, zoom:
     side = min(h, w, max(8, int(min(h, w) / zoom * 1.4)))
     y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
     big = cv2.resize(picture[y : y + side, x : x + side], (int(SQUARE * 1.4),) * 2)
-    big = _disk_blur(big, int(rng.uniform(0.0, 0.03) * SQUARE))
+    big = nf.disk_blur(big, int(rng.uniform(0.0, 0.03) * SQUARE))
     return _pan(big, rng, seconds)
 
 
@@ -263,7 +248,7 @@ def hard_shots(spec: Spec, body: Sequence[Image], rate: float) -> list[Shot]:
         c = int(SQUARE / zoom)
         o = (SQUARE - c) // 2
         close = cv2.resize(image[o : o + c, o : o + c], (SQUARE, SQUARE), cv2.INTER_CUBIC)
-        return _disk_blur(close, int(ramp * 0.03 * SQUARE))
+        return nf.disk_blur(close, int(ramp * 0.03 * SQUARE))
 
     shots: list[Shot] = [(IN, seconds, render)]
     if spec.lead_s:
@@ -347,7 +332,8 @@ def measure(
     silent: bool = False,
 ) -> Result:
     video, truth = build(spec)
-    labels = scan_video(video, clf, params=params, sample_every=sample_every)
+    info = probe(video)
+    labels = scan_video(video, clf, params=params, sample_every=sample_every, info=info)
     outside = np.isin(truth[labels.index], (OUT, DONT_CARE))  # per scored frame
     hidden = labels.oob_mask()
     n = min(len(hidden), len(truth))  # the encoder keeps every frame; guard anyway
@@ -357,7 +343,6 @@ def measure(
     if silent:  # the classifier never fires outside: what the memory alone still hides
         quiet = labels.p_out.copy()
         quiet[outside] = np.minimum(quiet[outside], 0.9 * params.low)
-        info = probe(video)
         segments = postprocess(
             labels.index, quiet, info.frame_times, info.duration_s, params, labels.colour
         )

@@ -60,10 +60,10 @@ class TemporalParams:
     smoothing_s: float = 1.0
     margin_s: float = 1.0
     memory: bool = True
-    back_s: float = 1.5
-    back_similarity: float = 0.4
-    noref_back_s: float = 5.0
-    odd_entry_s: float = 0.5
+    back_s: float = MemoryParams.back_s
+    back_similarity: float = MemoryParams.back_similarity
+    noref_back_s: float = MemoryParams.noref_back_s
+    odd_entry_s: float = MemoryParams.enter_s
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:

@@ -32,9 +32,11 @@ __all__ = [
     "TRAIN_RANGES",
     "Ranges",
     "closeup",
+    "disk_blur",
     "draw_in_body",
     "draw_out_of_body",
     "scope_field",
+    "square",
     "synthesize",
 ]
 
@@ -157,7 +159,11 @@ def _glints(
 
 
 def _defocus(image: Image, rng: np.random.Generator, ranges: Ranges) -> Image:
-    radius = int(_span(rng, ranges.defocus) * image.shape[0])
+    return disk_blur(image, int(_span(rng, ranges.defocus) * image.shape[0]))
+
+
+def disk_blur(image: Image, radius: int) -> Image:
+    """A lens out of focus: the mean over a disk of ``radius`` pixels (none below 1)."""
     if radius < 1:
         return image
     kernel = np.zeros((2 * radius + 1, 2 * radius + 1), np.float32)
@@ -444,11 +450,12 @@ def draw_in_body(
     if kind == "closeup" or rng.random() < 0.3:
         base = closeup(source, rng, size, ranges)
     else:
-        base = _square(source, size)
+        base = square(source, size)
     return _finish(IN_BODY_KINDS[kind](base, rng, ranges), rng, ranges)
 
 
-def _square(image: Image, size: int) -> Image:
+def square(image: Image, size: int) -> Image:
+    """The centre square of ``image``, resized to size×size."""
     h, w = image.shape[:2]
     side = min(h, w)
     y, x = (h - side) // 2, (w - side) // 2
