@@ -10,10 +10,11 @@ two made from the real surgical videos of ../shared/data (1080p30, B-frames, 2 s
 ``surgical-sliced`` with 4 slices a picture (as many hardware recorders write).
 
 The reference is PyAV decoding only the pictures other pictures refer to (``skip_frame`` =
-NONREF, PyAV's default threading): the least any pass that looks at the pictures must decode.
-endoveil decodes pictures cut into at least as many slices as there are cores with slice
-threads (faster than that default on 2-slice pictures, the same on 4-slice ones); for such
-clips the same decode with slice threads is printed too, with the ratios to it. Every
+NONREF) with frame threads (``thread_type`` AUTO, FFmpeg's thread count): the least any pass
+that looks at the pictures must decode. Two more decodes of the same pictures are printed,
+with the ratios to them: as PyAV opens a stream (slice threads, slower on pictures of one
+slice), and with endoveil's threads (`endoveil.media.reader.decoder_threads`: 4 frame threads
+a core, or one slice thread a core where each picture has one slice a core). Every
 measurement runs in a fresh process (model loaded and warmed up first, as the CLI does before
 its first file) and is repeated ``--repeat`` times, round robin, so that load from other work
 on the machine spreads over all of them; medians are printed.
@@ -44,15 +45,30 @@ MODES = {
 }
 
 
-def reference_decode(clip: Path, threads: str = "AUTO") -> dict[str, float]:
+# How each reference decode spreads over the cores.
+REFERENCES = {
+    "auto": "frame threads (thread_type AUTO, FFmpeg's thread count)",
+    "pyav": "as PyAV opens a stream (thread_type SLICE)",
+    "endoveil": "endoveil's threads",
+}
+
+
+def reference_decode(clip: Path, threads: str = "auto") -> dict[str, float]:
     """Seconds (wall and CPU) PyAV takes to decode the clip's reference pictures
-    (skip_frame NONREF; ``threads``: AUTO, PyAV's default, or SLICE)."""
+    (skip_frame NONREF; ``threads``: one of `REFERENCES`)."""
     import av
 
+    from endoveil.media.probe import probe
+    from endoveil.media.reader import use_decoder_threads
+
+    info = probe(clip) if threads == "endoveil" else None
     started, cpu = time.perf_counter(), _cpu_s()
     with av.open(str(clip)) as container:
         stream = container.streams.video[0]
-        stream.thread_type = threads
+        if info is not None:
+            use_decoder_threads(stream, info)
+        elif threads == "auto":
+            stream.thread_type = "AUTO"
         stream.codec_context.skip_frame = "NONREF"
         for _ in container.decode(stream):
             pass
@@ -202,13 +218,8 @@ def main() -> int:
             continue
         print(f"\n{name} clip: {clip.name} ({origin})")
         runs: dict[str, list[dict[str, object]]] = {}
-        from endoveil.media.probe import probe
-        from endoveil.media.reader import thread_type_for
-
-        sliced = thread_type_for(probe(clip)) == "SLICE"
-        references = ["AUTO", "SLICE"] if sliced else ["AUTO"]
         for _ in range(args.repeat):  # round robin: load spreads over every series
-            for threads in references:
+            for threads in REFERENCES:
                 facts = _in_process(["decode", str(clip), threads], None)
                 runs.setdefault(f"decode/{threads}", []).append(facts)
             for mode in modes:
@@ -234,9 +245,8 @@ def _report(
     duration = float(first[0]["duration_s"]) if first else 0.0  # type: ignore[arg-type]
     for threads, series in references.items():
         decode = median(series, "elapsed_s")
-        name = "PyAV's default threads" if threads == "AUTO" else "slice threads"
         print(
-            f"reference-frame decode (PyAV, skip_frame NONREF, {name}): "
+            f"reference-frame decode (PyAV, skip_frame NONREF, {REFERENCES[threads]}): "
             f"{duration / decode:5.1f}× realtime ({decode:.2f} s, median of {len(series)}; "
             f"CPU {median(series, 'cpu_s'):.2f} s)"
         )
@@ -249,7 +259,7 @@ def _report(
             label = f"{MODES[mode]}{' [' + version + ']' if len(versions) > 1 else ''}"
             ratios = "; ".join(
                 f"{median(ref, 'elapsed_s') / elapsed:.2f} of the decode speed"
-                f"{' with slice threads' if threads == 'SLICE' else ''}, CPU "
+                f"{'' if threads == 'auto' else ' (' + threads + ')'}, CPU "
                 f"{median(ref, 'cpu_s') / cpu:.2f} of decoding's"
                 for threads, ref in references.items()
             )

@@ -21,7 +21,7 @@ from endoveil.anonymize.verify import verify
 from endoveil.detect.classifier import OnnxClassifier
 from endoveil.media.inspect import inspect_file
 from endoveil.media.probe import probe
-from endoveil.media.reader import FrameReader, thread_type_for
+from endoveil.media.reader import FrameReader, decoder_threads
 
 N = 50
 OOB = range(20, 35)
@@ -207,21 +207,22 @@ def test_sampled_detection_judges_every_frame(
     assert not labels.oob_mask()[:12].any()
 
 
-@pytest.mark.parametrize("slices", [1, 4])
+@pytest.mark.parametrize("slices", [1, 2, 4])
 def test_sliced_pictures_decode_with_slice_threads_to_the_same_pixels(
     slices: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Hardware and sliced-thread encoders cut pictures into slices: the probe counts them, the
-    reader then decodes with slice threads where every core gets a slice (no waiting on
-    references) and yields exactly the pictures of a single-threaded decode."""
+    reader decodes with slice threads where every core gets one slice (no waiting on
+    references), else with frame threads, and yields exactly the pictures of a single-threaded
+    decode."""
     options = {"x264-params": f"slices={slices}:bframes=2", "threads": "1"}
     clip = write_clip(tmp_path / "sliced.mp4", _frames((320, 240)), options=options)
     info = probe(clip)
     assert info.slices_per_picture == slices
     monkeypatch.setattr("os.cpu_count", lambda: 2)
-    assert thread_type_for(info) == ("SLICE" if slices > 1 else "AUTO")
+    assert decoder_threads(info) == (("SLICE", 2) if slices == 2 else ("FRAME", 8))
     monkeypatch.setattr("os.cpu_count", lambda: 8)
-    assert thread_type_for(info) == "AUTO"  # fewer slices than cores: frame threads
+    assert decoder_threads(info) == ("FRAME", 16)  # fewer slices than cores: frame threads
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     with FrameReader(clip, info) as threaded, FrameReader(clip, info, threads=False) as single:
         pairs = list(zip(threaded, single, strict=True))

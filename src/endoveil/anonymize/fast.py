@@ -27,7 +27,7 @@ from endoveil.detect.scan import Progress
 from endoveil.errors import MediaError, OutputError
 from endoveil.media.nal import avcc_record, length_size_of, parameter_sets, reframe
 from endoveil.media.probe import VideoInfo, open_input
-from endoveil.media.reader import thread_type_for, upright
+from endoveil.media.reader import upright, use_decoder_threads
 from endoveil.media.remux import Region, assign_dts, plan_regions
 from endoveil.media.writer import MUXER_OPTIONS
 
@@ -143,7 +143,7 @@ class _FastJob:
     def __enter__(self) -> _FastJob:
         self._packets_in = open_input(self.info.path)
         self._frames_in = open_input(self.info.path)
-        self._frames_in.streams.video[0].thread_type = thread_type_for(self.info)
+        use_decoder_threads(self._frames_in.streams.video[0], self.info)
         src = self._packets_in.streams.video[0]
         self._demux: Iterator[av.Packet] = (p for p in self._packets_in.demux(src) if p.size > 0)
         try:

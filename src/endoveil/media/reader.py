@@ -22,7 +22,14 @@ from endoveil.errors import MediaError
 from endoveil.media.colour import FULL, LIMITED, is_full_range, supported_matrix
 from endoveil.media.probe import VideoInfo, open_input, probe
 
-__all__ = ["Frame", "FrameReader", "thread_type_for", "to_model_image", "upright"]
+__all__ = [
+    "Frame",
+    "FrameReader",
+    "decoder_threads",
+    "to_model_image",
+    "upright",
+    "use_decoder_threads",
+]
 
 
 @dataclass
@@ -94,18 +101,37 @@ def upright(frame: av.VideoFrame) -> av.VideoFrame:
     return out
 
 
-def thread_type_for(info: VideoInfo) -> str:
-    """How FFmpeg should spread decoding over the cores: "SLICE" where every core can take a
-    slice of each picture, else "AUTO" (frame threads).
+# Frame threads per core. With one thread more than cores (FFmpeg's default), 1080p H.264 with
+# B-frames kept only 1.4 of 2 cores busy: a thread waits on the rows of the pictures its own
+# refers to, and with pictures nothing refers to skipped, about half the threads are handed a
+# picture they drop. With 8 threads on 2 cores the referenced pictures of real surgical and
+# endoscopic clips (720p, 1080p, 5 MP; B-frames) decoded in 0.73-0.87 of the time, 0.97
+# without B-frames, and a full decode in 0.91-0.98 (bench/offline.py, docs/benchmarks.md).
+FRAME_THREADS_PER_CORE = 4
+# FFmpeg's own ceiling for automatic thread counts.
+MAX_DECODER_THREADS = 16
+
+
+def decoder_threads(info: VideoInfo) -> tuple[str, int]:
+    """How FFmpeg should spread decoding over the cores: ("SLICE", cores) where each picture
+    has exactly one slice per core, else ("FRAME", 4 threads a core, at most 16).
 
     Frame threads decode several pictures at once, each waiting on the pictures it refers to;
-    slice threads work on one picture with as many threads as it has slices. On 2 cores, a
-    1080p H.264 file cut in 2 slices decoded in 0.7–0.75 of the time with slice threads (all
-    pictures, or only the referenced ones); with fewer slices than cores, frame threads keep
-    more cores busy.
+    slice threads work on one picture, one slice each. On 2 cores, 1080p H.264 cut in 2 slices
+    decoded in 0.82-0.84 of the time with slice threads than with 8 frame threads (referenced
+    pictures or all); cut in 4 slices, slice threads were 1.04-1.21 times slower (2 or 4 of them:
+    a core with two slices waits for the slower one), and with fewer slices than cores they
+    leave cores idle.
     """
     cores = os.cpu_count() or 1
-    return "SLICE" if info.slices_per_picture >= max(cores, 2) else "AUTO"
+    if cores >= 2 and info.slices_per_picture == cores:
+        return "SLICE", cores
+    return "FRAME", min(FRAME_THREADS_PER_CORE * cores, MAX_DECODER_THREADS)
+
+
+def use_decoder_threads(stream: av.VideoStream, info: VideoInfo) -> None:
+    """Set `decoder_threads` on a stream before its first packet is decoded."""
+    stream.thread_type, stream.thread_count = decoder_threads(info)
 
 
 def _quarter_turns(frame: av.VideoFrame) -> int:
@@ -143,7 +169,7 @@ class FrameReader:
         self._container = open_input(self.path)
         self._stream = self._container.streams.video[0]
         if threads:
-            self._stream.thread_type = thread_type_for(self.info)
+            use_decoder_threads(self._stream, self.info)
         # Skipping pictures nothing refers to makes sampled decoding cheap; they come out as
         # frames with ``skipped`` set, told apart from undecodable ones by the packet headers.
         self._skippable = np.zeros(self.info.frame_count, bool)
