@@ -59,6 +59,25 @@ def test_errors_not_exits(tmp_path: Path) -> None:
         endoveil.load_model(tmp_path / "missing.onnx")
 
 
+def test_a_model_loading_in_the_background_reports_its_error_at_first_use(
+    brightness_model_path: Path, tmp_path: Path
+) -> None:
+    broken = tmp_path / "model.onnx"
+    broken.write_bytes(b"not an onnx file")
+    waiting = endoveil.load_model(broken, background=True)
+    with pytest.raises(endoveil.ModelError, match="not a loadable ONNX model"):
+        waiting.threshold  # noqa: B018
+    with pytest.raises(endoveil.ModelError, match="not a loadable ONNX model"):
+        endoveil.load_model(broken)
+    # A model that failed is not kept: once the file is mended, it loads.
+    broken.write_bytes(brightness_model_path.read_bytes())
+    mended = endoveil.load_model(broken)
+    assert mended is not waiting
+    assert mended.score(np.zeros((1, mended.input_size, mended.input_size, 3), np.uint8)).shape == (
+        1,
+    )
+
+
 def test_detect_then_anonymize_with_given_labels(known_clip: Path, tmp_path: Path) -> None:
     seen: list[tuple[int, int]] = []
     labels = endoveil.detect_oob(

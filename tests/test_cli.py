@@ -197,6 +197,18 @@ def test_missing_model_is_one_error(clip: Path, tmp_path: Path) -> None:
     assert leftovers(tmp_path) == []
 
 
+def test_unloadable_model_stops_the_run_with_one_error(clip: Path, tmp_path: Path) -> None:
+    """The model loads while the first input is probed; when it cannot load, the run stops
+    there with one error, before any output of any input."""
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not an onnx file")
+    out = tmp_path / "out"
+    result = _anonymize(clip, clip.with_name("other.mp4"), "-o", out, model=broken)
+    assert result.exit_code == 1
+    _assert_one_error(result.stderr, "broken.onnx", "not a loadable ONNX model")
+    assert leftovers(out) == []
+
+
 # Real processes -------------------------------------------------------------------------------
 def _endoveil(*args: str | Path, **kwargs: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # type: ignore[call-overload, no-any-return]

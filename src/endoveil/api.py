@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from endoveil.detect.labels import Labels, VideoSummary
+from endoveil.errors import ModelError
 
 if TYPE_CHECKING:
     import av
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from endoveil.cases.batch import BatchObserver
     from endoveil.cases.discover import Case
     from endoveil.cases.report import BatchReport
-    from endoveil.detect.classifier import Classifier
+    from endoveil.detect.classifier import Classifier, OnnxClassifier
     from endoveil.live.sinks import Delivery
     from endoveil.live.sources import Source
     from endoveil.media.inspect import Finding
@@ -62,28 +63,46 @@ ProgressCallback = Callable[[int, int], None]
 StageCallback = Callable[[str], None]
 """Called with the name of each stage as it starts ("detect", "write")."""
 
-_models: dict[Path | None, Classifier] = {}
+_models: dict[Path | None, OnnxClassifier] = {}
 _models_lock = threading.Lock()
 
 
-def load_model(model: str | Path | Classifier | None = None) -> Classifier:
+def load_model(
+    model: str | Path | Classifier | None = None, *, background: bool = False
+) -> Classifier:
     """The classifier for ``model``: an ONNX file, or the embedded model when None.
 
     ONNX files are loaded once per process and reused (loading costs more than scoring a few
     frames); a `Classifier` object is returned as is.
 
+    Args:
+        model: as above.
+        background: return while the model still loads (see `OnnxClassifier`): its first use
+            waits, and raises `ModelError` there if it cannot be loaded.
+
     Raises:
         ModelError: the file is missing, not ONNX, or lacks the documented interface.
     """
-    from endoveil.detect.classifier import Classifier, OnnxClassifier
+    from endoveil.detect.classifier import OnnxClassifier
 
-    if isinstance(model, Classifier):
+    # Not a protocol isinstance check: it would read the attributes, and so wait for a model
+    # still loading in the background.
+    if model is not None and not isinstance(model, str | Path):
         return model
     key = Path(model).resolve() if model is not None else None
     with _models_lock:
         if key not in _models:
-            _models[key] = OnnxClassifier(key)
-        return _models[key]
+            _models[key] = OnnxClassifier(key, background=True)
+        classifier = _models[key]
+    if not background:
+        try:
+            classifier.wait()
+        except ModelError:
+            with _models_lock:  # not kept: the file may be mended before the next call
+                if _models.get(key) is classifier:
+                    del _models[key]
+            raise
+    return classifier
 
 
 def video_summary(video: str | Path) -> VideoSummary:

@@ -40,7 +40,7 @@ from endoveil.cli_common import (
 )
 from endoveil.demo import make_demo_video
 from endoveil.detect.formats import LABEL_FORMATS
-from endoveil.errors import EndoveilError
+from endoveil.errors import EndoveilError, ModelError
 from endoveil.progress import frame_progress
 from endoveil.signals import interrupt_on_sigterm
 
@@ -127,7 +127,8 @@ def anonymize(
         if demo or not inputs:
             out.print("Running on a generated demo video (drawn, not filmed).")
             inputs = [*(inputs or []), make_demo_video(output)]
-        classifier = None if labels is not None else api.load_model(model)
+        # Loads while the first input is probed; a model that cannot load stops the run there.
+        classifier = None if labels is not None else api.load_model(model, background=True)
     except EndoveilError as exc:
         fail(str(exc))
     failures = 0
@@ -149,6 +150,8 @@ def anonymize(
                 )
                 bars.finish()
             _print_summary(result)
+        except ModelError as exc:  # the same for every input
+            fail(str(exc))
         except EndoveilError as exc:
             failures += 1
             print_error(str(exc))

@@ -12,10 +12,13 @@ The model contract (any ONNX file with it works with ``--model``):
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -23,6 +26,9 @@ import numpy.typing as npt
 
 from endoveil.detect.labels import ModelInfo
 from endoveil.errors import ModelError
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -42,9 +48,20 @@ DEFAULT_THRESHOLD = 0.5
 class Classifier(Protocol):
     """What the pipeline needs of a model."""
 
-    input_size: int
-    threshold: float
-    info: ModelInfo
+    @property
+    def input_size(self) -> int:
+        """Side of the square images `score` takes."""
+        ...
+
+    @property
+    def threshold(self) -> float:
+        """The operating threshold the model was validated at."""
+        ...
+
+    @property
+    def info(self) -> ModelInfo:
+        """Name, version and hash, as labels record them."""
+        ...
 
     def score(self, images: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         """p(out of body) for ``images`` of shape [N, S, S, 3] (uint8 RGB)."""
@@ -67,12 +84,27 @@ def default_model_path() -> Path:
     return Path(str(resources.files("endoveil.models").joinpath(DEFAULT_MODEL)))
 
 
+@dataclass(frozen=True)
+class _Loaded:
+    session: ort.InferenceSession
+    input_size: int
+    threshold: float
+    info: ModelInfo
+
+
 class OnnxClassifier:
     """An ONNX Runtime session on the CPU.
 
     Args:
         path: the ONNX file; the shipped default model when None.
         threads: intra-op threads; None lets ONNX Runtime use every core.
+        background: create the session in a thread and return at once; the first use of the
+            model waits for it, and raises `ModelError` there if it cannot be loaded. Loading
+            (0.1-0.2 s) then overlaps what the caller does meanwhile, e.g. probing the video.
+
+    Raises:
+        ModelError: the file is missing, not ONNX, or lacks the documented interface (with
+            ``background``, only a missing file is reported here).
 
     Example:
         >>> clf = OnnxClassifier()
@@ -81,38 +113,83 @@ class OnnxClassifier:
         (2,)
     """
 
-    def __init__(self, path: Path | str | None = None, *, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
+    def __init__(
+        self,
+        path: Path | str | None = None,
+        *,
+        threads: int | None = None,
+        background: bool = False,
+    ) -> None:
         self.path = Path(path) if path is not None else default_model_path()
         if not self.path.is_file():
             raise ModelError("model file not found", path=self.path)
+        self._threads = threads
+        self._loaded: Future[_Loaded] = Future()
+        if background:
+            threading.Thread(target=self._load, name="endoveil-model", daemon=True).start()
+        else:
+            self._load()
+            self.wait()
+
+    def _load(self) -> None:
+        try:
+            self._loaded.set_result(self._open())
+        except BaseException as exc:  # handed to whoever uses the model first
+            self._loaded.set_exception(exc)
+
+    def _open(self) -> _Loaded:
+        import onnxruntime as ort
+
         options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
+        if self._threads:
+            options.intra_op_num_threads = self._threads
         # Idle pool threads sleep instead of spinning: the model always shares the cores with
         # decoding (and encoding, and live capture), and spinning took CPU from them (offline
         # detection ran about 15% slower with it, measured side by side).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         try:
-            self._session = ort.InferenceSession(
+            session = ort.InferenceSession(
                 str(self.path), options, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # ONNX Runtime raises its own untyped errors
             raise ModelError(f"not a loadable ONNX model: {exc}", path=self.path) from exc
-        self.input_size = self._check_interface()
-        meta = self._session.get_modelmeta().custom_metadata_map
-        self.threshold = float(meta.get("endoveil.threshold", DEFAULT_THRESHOLD))
-        self.info = ModelInfo(
-            name=meta.get("endoveil.name", self.path.stem),
-            version=meta.get("endoveil.version", ""),
-            sha256=hashlib.sha256(self.path.read_bytes()).hexdigest(),
+        meta = session.get_modelmeta().custom_metadata_map
+        return _Loaded(
+            session=session,
+            input_size=self._check_interface(session),
+            threshold=float(meta.get("endoveil.threshold", DEFAULT_THRESHOLD)),
+            info=ModelInfo(
+                name=meta.get("endoveil.name", self.path.stem),
+                version=meta.get("endoveil.version", ""),
+                sha256=hashlib.sha256(self.path.read_bytes()).hexdigest(),
+            ),
         )
 
-    def _check_interface(self) -> int:
-        inputs = {i.name: i for i in self._session.get_inputs()}
-        outputs = {o.name for o in self._session.get_outputs()}
+    def wait(self) -> OnnxClassifier:
+        """Wait until the session is ready.
+
+        Raises:
+            ModelError: it could not be loaded.
+        """
+        self._loaded.result()
+        return self
+
+    @property
+    def input_size(self) -> int:
+        return self._loaded.result().input_size
+
+    @property
+    def threshold(self) -> float:
+        return self._loaded.result().threshold
+
+    @property
+    def info(self) -> ModelInfo:
+        return self._loaded.result().info
+
+    def _check_interface(self, session: ort.InferenceSession) -> int:
+        inputs = {i.name: i for i in session.get_inputs()}
+        outputs = {o.name for o in session.get_outputs()}
         image = inputs.get("image")
         if image is None or "p_out" not in outputs:
             raise ModelError(
@@ -130,15 +207,14 @@ class OnnxClassifier:
         return int(shape[1])
 
     def score(self, images: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-        if images.ndim != 4 or images.shape[1:] != (self.input_size, self.input_size, 3):
-            raise ValueError(
-                f"images must have shape [N,{self.input_size},{self.input_size},3], "
-                f"got {images.shape}"
-            )
+        loaded = self._loaded.result()
+        size = loaded.input_size
+        if images.ndim != 4 or images.shape[1:] != (size, size, 3):
+            raise ValueError(f"images must have shape [N,{size},{size},3], got {images.shape}")
         if len(images) == 0:
             return np.empty(0, np.float32)
         try:
-            (p_out,) = self._session.run(["p_out"], {"image": np.ascontiguousarray(images)})
+            (p_out,) = loaded.session.run(["p_out"], {"image": np.ascontiguousarray(images)})
         except Exception as exc:
             raise ModelError(f"inference failed: {exc}", path=self.path) from exc
         return safe_scores(np.asarray(p_out, np.float32).reshape(len(images)))
