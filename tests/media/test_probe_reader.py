@@ -6,7 +6,7 @@ goes through `run_pipeline` (exact mode, the brightness model) with `verify` pas
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -205,6 +205,20 @@ def test_sampled_detection_judges_every_frame(
     assert labels.extra.get("undecodable_frames", 0) == 0
     assert labels.oob_mask()[list(OOB)].all()
     assert not labels.oob_mask()[:12].any()
+
+
+def test_frame_threads_stay_at_ffmpegs_count_above_4k(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each frame thread holds pictures of its own: 8K files keep FFmpeg's one more than the
+    cores instead of 4 a core."""
+    clip = write_clip(tmp_path / "small.mp4", _frames((320, 240)), options={"threads": "1"})
+    info = probe(clip)
+    assert info.slices_per_picture == 1
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert decoder_threads(info) == ("FRAME", 8)
+    assert decoder_threads(replace(info, width=7680, height=4320)) == ("FRAME", 3)
+    assert decoder_threads(replace(info, width=3840, height=2160)) == ("FRAME", 8)
 
 
 @pytest.mark.parametrize("slices", [1, 2, 4])
