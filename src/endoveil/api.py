@@ -16,6 +16,7 @@ exits. Progress is an optional callback called with (frames done, frames in tota
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -27,7 +28,6 @@ import numpy as np
 import numpy.typing as npt
 
 from endoveil.detect.labels import Labels, VideoSummary
-from endoveil.errors import ModelError
 
 if TYPE_CHECKING:
     import av
@@ -68,12 +68,12 @@ _models_lock = threading.Lock()
 
 
 def load_model(
-    model: str | Path | Classifier | None = None, *, background: bool = False
+    model: str | os.PathLike[str] | Classifier | None = None, *, background: bool = False
 ) -> Classifier:
     """The classifier for ``model``: an ONNX file, or the embedded model when None.
 
     ONNX files are loaded once per process and reused (loading costs more than scoring a few
-    frames); a `Classifier` object is returned as is.
+    frames; a load that failed is tried again); a `Classifier` object is returned as is.
 
     Args:
         model: as above.
@@ -81,27 +81,22 @@ def load_model(
             waits, and raises `ModelError` there if it cannot be loaded.
 
     Raises:
-        ModelError: the file is missing, not ONNX, or lacks the documented interface.
+        ModelError: the file is missing, not ONNX, or lacks the documented interface (with
+            ``background``, only a missing file is reported here).
     """
     from endoveil.detect.classifier import OnnxClassifier
 
     # Not a protocol isinstance check: it would read the attributes, and so wait for a model
     # still loading in the background.
-    if model is not None and not isinstance(model, str | Path):
+    if model is not None and not isinstance(model, str | os.PathLike):
         return model
     key = Path(model).resolve() if model is not None else None
     with _models_lock:
-        if key not in _models:
+        if key not in _models or _models[key].failed():
             _models[key] = OnnxClassifier(key, background=True)
         classifier = _models[key]
     if not background:
-        try:
-            classifier.wait()
-        except ModelError:
-            with _models_lock:  # not kept: the file may be mended before the next call
-                if _models.get(key) is classifier:
-                    del _models[key]
-            raise
+        classifier.wait()
     return classifier
 
 

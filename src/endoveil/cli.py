@@ -39,6 +39,7 @@ from endoveil.cli_common import (
     print_error,
 )
 from endoveil.demo import make_demo_video
+from endoveil.detect.classifier import OnnxClassifier
 from endoveil.detect.formats import LABEL_FORMATS
 from endoveil.errors import EndoveilError, ModelError
 from endoveil.progress import frame_progress
@@ -150,8 +151,11 @@ def anonymize(
                 )
                 bars.finish()
             _print_summary(result)
-        except ModelError as exc:  # the same for every input
-            fail(str(exc))
+        except ModelError as exc:
+            if isinstance(classifier, OnnxClassifier) and classifier.failed():
+                fail(str(exc))  # it did not load: the same for every input
+            failures += 1
+            print_error(str(exc))
         except EndoveilError as exc:
             failures += 1
             print_error(str(exc))

@@ -207,18 +207,41 @@ def test_sampled_detection_judges_every_frame(
     assert not labels.oob_mask()[:12].any()
 
 
-def test_frame_threads_stay_at_ffmpegs_count_above_4k(
+def test_decoder_threads_by_cores_picture_size_and_seeking(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each frame thread holds pictures of its own: 8K files keep FFmpeg's one more than the
-    cores instead of 4 a core."""
+    """4 threads a core while decoding runs straight through; fewer where each thread would hold
+    large pictures (8K keeps FFmpeg's one more than the cores); FFmpeg's count where every seek
+    drains the threads, and one thread on one core."""
     clip = write_clip(tmp_path / "small.mp4", _frames((320, 240)), options={"threads": "1"})
     info = probe(clip)
     assert info.slices_per_picture == 1
-    monkeypatch.setattr("os.cpu_count", lambda: 2)
-    assert decoder_threads(info) == ("FRAME", 8)
-    assert decoder_threads(replace(info, width=7680, height=4320)) == ("FRAME", 3)
-    assert decoder_threads(replace(info, width=3840, height=2160)) == ("FRAME", 8)
+    cores = 2
+    monkeypatch.setattr("endoveil.media.reader.usable_cores", lambda: cores)
+    assert decoder_threads(info) == ("AUTO", 8)
+    assert decoder_threads(info, seeking=True) == ("AUTO", 3)
+    assert decoder_threads(replace(info, width=3840, height=2160)) == ("AUTO", 7)
+    assert decoder_threads(replace(info, width=7680, height=4320)) == ("AUTO", 3)
+    cores = 1
+    assert decoder_threads(info) == ("AUTO", 1)
+    cores = 8
+    assert decoder_threads(info) == ("AUTO", 16)
+
+
+def test_a_codec_without_frame_threads_gets_slice_threads(tmp_path: Path) -> None:
+    """ "AUTO" lets FFmpeg pick: MPEG-2 has no frame threads, and must not fall back to one."""
+    clip = tmp_path / "clip.mpg"
+    with av.open(str(clip), "w", format="mpeg") as container:
+        stream = container.add_stream("mpeg2video", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for image in _frames((320, 240))[:10]:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode(None))
+    info = probe(clip)
+    with FrameReader(clip, info) as reader:
+        context = reader._stream.codec_context
+        assert sum(f.decoded for f in reader) == info.frame_count
+        assert context.thread_count > 1
 
 
 @pytest.mark.parametrize("slices", [1, 2, 4])
@@ -233,11 +256,11 @@ def test_sliced_pictures_decode_with_slice_threads_to_the_same_pixels(
     clip = write_clip(tmp_path / "sliced.mp4", _frames((320, 240)), options=options)
     info = probe(clip)
     assert info.slices_per_picture == slices
-    monkeypatch.setattr("os.cpu_count", lambda: 2)
-    assert decoder_threads(info) == (("SLICE", 2) if slices == 2 else ("FRAME", 8))
-    monkeypatch.setattr("os.cpu_count", lambda: 8)
-    assert decoder_threads(info) == ("FRAME", 16)  # fewer slices than cores: frame threads
-    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    monkeypatch.setattr("endoveil.media.reader.usable_cores", lambda: 2)
+    assert decoder_threads(info) == (("SLICE", 2) if slices == 2 else ("AUTO", 8))
+    monkeypatch.setattr("endoveil.media.reader.usable_cores", lambda: 8)
+    assert decoder_threads(info) == ("AUTO", 16)  # fewer slices than cores: frame threads
+    monkeypatch.setattr("endoveil.media.reader.usable_cores", lambda: 2)
     with FrameReader(clip, info) as threaded, FrameReader(clip, info, threads=False) as single:
         pairs = list(zip(threaded, single, strict=True))
     for a, b in pairs:

@@ -143,7 +143,8 @@ class _FastJob:
     def __enter__(self) -> _FastJob:
         self._packets_in = open_input(self.info.path)
         self._frames_in = open_input(self.info.path)
-        use_decoder_threads(self._frames_in.streams.video[0], self.info)
+        # Each run of GOPs to re-encode is a seek, and every seek drains the decoder's threads.
+        use_decoder_threads(self._frames_in.streams.video[0], self.info, seeking=True)
         src = self._packets_in.streams.video[0]
         self._demux: Iterator[av.Packet] = (p for p in self._packets_in.demux(src) if p.size > 0)
         try:

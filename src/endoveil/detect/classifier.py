@@ -18,7 +18,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
@@ -44,9 +44,9 @@ DEFAULT_MODEL = "default.onnx"
 DEFAULT_THRESHOLD = 0.5
 
 
-@runtime_checkable
 class Classifier(Protocol):
-    """What the pipeline needs of a model."""
+    """What the pipeline needs of a model (a static protocol: on Python 3.11 a runtime
+    ``isinstance`` check would read the properties, and so wait for a model still loading)."""
 
     @property
     def input_size(self) -> int:
@@ -126,16 +126,31 @@ class OnnxClassifier:
         self._threads = threads
         self._loaded: Future[_Loaded] = Future()
         if background:
-            threading.Thread(target=self._load, name="endoveil-model", daemon=True).start()
+            # Not a daemon: ONNX Runtime aborts the process if the interpreter exits while it
+            # builds a session, so exit waits for the load (at most a few tenths of a second).
+            threading.Thread(target=self._load, name="endoveil-model").start()
         else:
-            self._load()
-            self.wait()
+            self._loaded.set_result(self._open())
 
     def _load(self) -> None:
         try:
             self._loaded.set_result(self._open())
-        except BaseException as exc:  # handed to whoever uses the model first
+        except Exception as exc:  # handed to whoever uses the model first
             self._loaded.set_exception(exc)
+
+    def failed(self) -> bool:
+        """Whether loading has ended in an error (False while it is still loading)."""
+        return self._loaded.done() and self._loaded.exception() is not None
+
+    def _ready(self) -> _Loaded:
+        try:
+            return self._loaded.result()
+        except ModelError as exc:
+            # A new error each time: re-raising the stored one would chain every caller's
+            # traceback onto it.
+            raise ModelError(exc.message, path=exc.path) from exc.__cause__
+        except Exception as exc:
+            raise ModelError(f"cannot load the model: {exc}", path=self.path) from exc
 
     def _open(self) -> _Loaded:
         import onnxruntime as ort
@@ -162,9 +177,15 @@ class OnnxClassifier:
             info=ModelInfo(
                 name=meta.get("endoveil.name", self.path.stem),
                 version=meta.get("endoveil.version", ""),
-                sha256=hashlib.sha256(self.path.read_bytes()).hexdigest(),
+                sha256=self._sha256(),
             ),
         )
+
+    def _sha256(self) -> str:
+        try:
+            return hashlib.sha256(self.path.read_bytes()).hexdigest()
+        except OSError as exc:
+            raise ModelError(f"cannot read the model: {exc.strerror}", path=self.path) from exc
 
     def wait(self) -> OnnxClassifier:
         """Wait until the session is ready.
@@ -172,20 +193,20 @@ class OnnxClassifier:
         Raises:
             ModelError: it could not be loaded.
         """
-        self._loaded.result()
+        self._ready()
         return self
 
     @property
     def input_size(self) -> int:
-        return self._loaded.result().input_size
+        return self._ready().input_size
 
     @property
     def threshold(self) -> float:
-        return self._loaded.result().threshold
+        return self._ready().threshold
 
     @property
     def info(self) -> ModelInfo:
-        return self._loaded.result().info
+        return self._ready().info
 
     def _check_interface(self, session: ort.InferenceSession) -> int:
         inputs = {i.name: i for i in session.get_inputs()}
@@ -207,7 +228,7 @@ class OnnxClassifier:
         return int(shape[1])
 
     def score(self, images: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-        loaded = self._loaded.result()
+        loaded = self._ready()
         size = loaded.input_size
         if images.ndim != 4 or images.shape[1:] != (size, size, 3):
             raise ValueError(f"images must have shape [N,{size},{size},3], got {images.shape}")

@@ -23,9 +23,10 @@ __all__ = ["SCORES_PER_SECOND", "Progress", "auto_sample_every", "scan_video", "
 # Scoring about 6 frames per second catches any out-of-body moment longer than a sixth of a
 # second; the safer-neighbour fill and the margin cover the frames in between.
 SCORES_PER_SECOND = 6
-# ONNX Runtime scores 4 images a batch as fast per image as 32 (2.1 ms on 2 cores); small
-# batches start scoring sooner and leave less to score once decoding has ended: a 1080p
-# labels-only run took 0.93 of the time it took with batches of 32 (bench/offline.py).
+# ONNX Runtime scores 4 to 32 images a batch at the same speed per image (2.1 ms on 2 cores);
+# small batches start scoring sooner and leave less to score once decoding has ended (a 1080p
+# labels-only run took 0.93 of the time it took with batches of 32, bench/offline.py), and 8
+# rather than 4 halves the hand-overs to the worker.
 BATCH_SIZE = 8
 
 Progress = Callable[[int, int], None]

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Literal
 
 import av
 import numpy as np
@@ -28,6 +29,7 @@ __all__ = [
     "decoder_threads",
     "to_model_image",
     "upright",
+    "usable_cores",
     "use_decoder_threads",
 ]
 
@@ -101,24 +103,38 @@ def upright(frame: av.VideoFrame) -> av.VideoFrame:
     return out
 
 
-# Frame threads per core. With one thread more than cores (FFmpeg's default), 1080p H.264 with
-# B-frames kept only 1.4 of 2 cores busy: a thread waits on the rows of the pictures its own
-# refers to, and with pictures nothing refers to skipped, about half the threads are handed a
-# picture they drop. With 8 threads on 2 cores the referenced pictures of real surgical and
-# endoscopic clips (720p, 1080p, 5 MP; B-frames) decoded in 0.73-0.87 of the time, 0.97
-# without B-frames, and a full decode in 0.91-0.98 (bench/offline.py, docs/benchmarks.md).
+# Frame threads per core when decoding runs straight through. With one thread more than cores
+# (FFmpeg's default), 1080p H.264 with B-frames kept only 1.4 of 2 cores busy: a thread waits on
+# the rows of the pictures its own refers to, and with pictures nothing refers to skipped,
+# about half the threads are handed a picture they drop. With 8 threads on 2 cores the
+# referenced pictures of real surgical and endoscopic clips (720p, 1080p, 5 MP; B-frames)
+# decoded in 0.73-0.87 of the time, 0.97 without B-frames, and a full decode in 0.91-0.98
+# (bench/offline.py, docs/benchmarks.md).
 FRAME_THREADS_PER_CORE = 4
 # FFmpeg's own ceiling for automatic thread counts.
 MAX_DECODER_THREADS = 16
-# Each frame thread holds pictures of its own: above 4K UHD (measured up to 5 MP), frame threads
-# stay at FFmpeg's count, one more than the cores: 8K pictures are 50 MB each.
-MAX_PIXELS_FOR_MORE_THREADS = 3840 * 2160
+# Each frame thread holds pictures of its own (about 25 MB a thread at 4K): threads beyond
+# FFmpeg's count are added only while they hold at most this many pixels between them.
+FRAME_THREAD_PIXEL_BUDGET = 64_000_000
+
+ThreadType = Literal["AUTO", "SLICE"]
 
 
-def decoder_threads(info: VideoInfo) -> tuple[str, int]:
-    """How FFmpeg should spread decoding over the cores: ("SLICE", cores) where each picture
-    has exactly one slice per core, else ("FRAME", 4 threads a core, at most 16; above 4K UHD,
-    one more than the cores).
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, as FFmpeg counts them)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def decoder_threads(info: VideoInfo, *, seeking: bool = False) -> tuple[ThreadType, int]:
+    """How FFmpeg should spread decoding over the cores.
+
+    ("SLICE", cores) where each picture has exactly one slice per core; else ("AUTO", n): frame
+    threads where the codec has them (H.264, HEVC), slice threads where not (MPEG-2), with n 4
+    a core (at most 16, and fewer for very large pictures); with ``seeking`` (many short
+    decodes, each draining the threads), or on one core, FFmpeg's own count.
 
     Frame threads decode several pictures at once, each waiting on the pictures it refers to;
     slice threads work on one picture, one slice each. On 2 cores, 1080p H.264 cut in 2 slices
@@ -127,17 +143,19 @@ def decoder_threads(info: VideoInfo) -> tuple[str, int]:
     a core with two slices waits for the slower one), and with fewer slices than cores they
     leave cores idle.
     """
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     if cores >= 2 and info.slices_per_picture == cores:
         return "SLICE", cores
-    if info.width * info.height > MAX_PIXELS_FOR_MORE_THREADS:
-        return "FRAME", min(cores + 1, MAX_DECODER_THREADS)
-    return "FRAME", min(FRAME_THREADS_PER_CORE * cores, MAX_DECODER_THREADS)
+    ffmpegs = cores + 1 if cores > 1 else 1
+    if seeking or cores == 1:
+        return "AUTO", ffmpegs
+    by_memory = FRAME_THREAD_PIXEL_BUDGET // max(info.width * info.height, 1)
+    return "AUTO", max(ffmpegs, min(FRAME_THREADS_PER_CORE * cores, MAX_DECODER_THREADS, by_memory))
 
 
-def use_decoder_threads(stream: av.VideoStream, info: VideoInfo) -> None:
+def use_decoder_threads(stream: av.VideoStream, info: VideoInfo, *, seeking: bool = False) -> None:
     """Set `decoder_threads` on a stream before its first packet is decoded."""
-    stream.thread_type, stream.thread_count = decoder_threads(info)
+    stream.thread_type, stream.thread_count = decoder_threads(info, seeking=seeking)
 
 
 def _quarter_turns(frame: av.VideoFrame) -> int:
