@@ -285,6 +285,10 @@ def test_disk_full_leaves_no_partial_file(brightness_model_path: Path, tmp_path:
     assert fingerprint(clip) == before
 
 
+def _ctrl_c_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_or_sigterm_exits_130_and_leaves_nothing(
     signum: int, brightness_model_path: Path, tmp_path: Path
@@ -312,6 +316,9 @@ def test_ctrl_c_or_sigterm_exits_130_and_leaves_nothing(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # As from a terminal: a suite started in the background (``cmd &`` in a script)
+        # ignores SIGINT, and a Python started with it ignored keeps ignoring it.
+        preexec_fn=_ctrl_c_default,
     )
     deadline = time.monotonic() + 60
     # Interrupt while the video is being written: its temporary file exists.
