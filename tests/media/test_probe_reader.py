@@ -21,7 +21,7 @@ from endoveil.anonymize.verify import verify
 from endoveil.detect.classifier import OnnxClassifier
 from endoveil.media.inspect import inspect_file
 from endoveil.media.probe import probe
-from endoveil.media.reader import FrameReader, decoder_threads
+from endoveil.media.reader import FrameReader, decoder_cores, decoder_threads, usable_cores
 
 N = 50
 OOB = range(20, 35)
@@ -226,6 +226,41 @@ def test_decoder_threads_by_cores_picture_size_and_seeking(
     assert decoder_threads(info) == ("AUTO", 1)
     cores = 8
     assert decoder_threads(info) == ("AUTO", 16)
+
+
+def test_jobs_side_by_side_share_the_decoders_cores(tmp_path: Path) -> None:
+    """Parallel cases each grant their decoders a share of the cores, not the whole machine."""
+    clip = write_clip(tmp_path / "small.mp4", _frames((320, 240)), options={"threads": "1"})
+    info = probe(clip)
+    everything = decoder_threads(info)
+    with decoder_cores(1):
+        assert decoder_threads(info) == ("AUTO", 1)
+        with decoder_cores(2):
+            assert decoder_threads(info) == ("AUTO", 8)
+        assert decoder_threads(info) == ("AUTO", 1)
+    with decoder_cores(None):
+        assert decoder_threads(info) == everything
+
+
+def test_a_case_decodes_on_its_share_of_the_cores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from endoveil.cases import worker
+    from endoveil.cases.discover import Case
+
+    seen: list[int] = []
+    monkeypatch.setattr(worker, "_run", lambda *_: seen.append(usable_cores()))
+    job = worker.CaseJob(
+        index=1,
+        case=Case("c", tmp_path, ()),
+        pseudonym="p",
+        output_root=tmp_path,
+        work_dir=tmp_path / "work",
+        pipeline=PipelineConfig(),
+        ort_threads=1,
+    )
+    assert worker.process_case(job).ok
+    assert seen == [1]
 
 
 def test_a_codec_without_frame_threads_gets_slice_threads(tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ from endoveil.cases.state import CaseRecord, StateStore, load_or_create_key, now
 from endoveil.cases.worker import CaseJob, CaseOutcome, process_case, redact, sha256
 from endoveil.detect.classifier import default_model_path
 from endoveil.errors import ModelError, OutputError
+from endoveil.media.reader import usable_cores
 
 __all__ = ["BatchObserver", "BatchSettings", "run_batch", "shared_work", "state_key_path"]
 
@@ -211,7 +212,7 @@ def _plan(
 ) -> tuple[list[CaseJob], list[CaseEntry]]:
     jobs: list[CaseJob] = []
     skipped: list[CaseEntry] = []
-    threads = max(1, (os.cpu_count() or 1) // settings.workers)
+    threads = max(1, usable_cores() // settings.workers)
     for index, case in enumerate(cases, start=1):
         record = store.read(case.case_id)
         if record is not None and record.status == "done" and store.outputs_exist(record):

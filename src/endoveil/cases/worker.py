@@ -21,6 +21,7 @@ from endoveil.anonymize.verify import verify
 from endoveil.cases.discover import Case
 from endoveil.cases.merge import check_segments, merge_segments, plan_merge
 from endoveil.detect.classifier import OnnxClassifier
+from endoveil.media.reader import decoder_cores
 
 __all__ = ["STAGES", "CaseJob", "CaseOutcome", "StageProgress", "process_case", "redact", "sha256"]
 
@@ -45,7 +46,8 @@ class CaseJob:
         pipeline: the offline pipeline's settings.
         model: ONNX model; None for the embedded one.
         verify: re-decode the output and prove it before calling the case done.
-        ort_threads: ONNX Runtime threads (cores shared between parallel cases).
+        ort_threads: cores this case may use, for ONNX Runtime's threads and the decoders'
+            (the machine's cores shared between parallel cases).
     """
 
     index: int
@@ -133,7 +135,8 @@ def process_case(job: CaseJob, progress: StageProgress | None = None) -> CaseOut
     outcome = CaseOutcome(job.index, job.pseudonym, ok=False, segments=len(job.case.segments))
     report = progress or (lambda _s, _d, _t: None)
     try:
-        _run(job, outcome, report)
+        with decoder_cores(job.ort_threads):
+            _run(job, outcome, report)
         outcome.ok = True
     except Exception as exc:  # a batch reports every failure and goes on with the next case
         kind = type(exc).__name__

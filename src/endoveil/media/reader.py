@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -26,6 +28,7 @@ from endoveil.media.probe import VideoInfo, open_input, probe
 __all__ = [
     "Frame",
     "FrameReader",
+    "decoder_cores",
     "decoder_threads",
     "to_model_image",
     "upright",
@@ -120,8 +123,26 @@ FRAME_THREAD_PIXEL_BUDGET = 64_000_000
 ThreadType = Literal["AUTO", "SLICE"]
 
 
+_granted_cores: ContextVar[int | None] = ContextVar("endoveil_decoder_cores", default=None)
+
+
+@contextmanager
+def decoder_cores(cores: int | None) -> Iterator[None]:
+    """Decoders set up within this block spread over at most ``cores`` cores (None: all that
+    `usable_cores` finds): jobs running side by side share the machine."""
+    token = _granted_cores.set(max(1, cores) if cores is not None else None)
+    try:
+        yield
+    finally:
+        _granted_cores.reset(token)
+
+
 def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity, as FFmpeg counts them)."""
+    """Cores decoding may use: as a `decoder_cores` block grants, else those this process may
+    run on (its CPU affinity, as FFmpeg counts them)."""
+    granted = _granted_cores.get()
+    if granted is not None:
+        return granted
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
