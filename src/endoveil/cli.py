@@ -151,12 +151,10 @@ def anonymize(
                 )
                 bars.finish()
             _print_summary(result)
-        except ModelError as exc:
-            if isinstance(classifier, OnnxClassifier) and classifier.failed():
-                fail(str(exc))  # it did not load: the same for every input
-            failures += 1
-            print_error(str(exc))
         except EndoveilError as exc:
+            unloadable = isinstance(classifier, OnnxClassifier) and classifier.failed()
+            if isinstance(exc, ModelError) and unloadable:
+                fail(str(exc))  # it did not load: the same for every input
             failures += 1
             print_error(str(exc))
         except KeyboardInterrupt:

@@ -257,7 +257,7 @@ def test_a_case_decodes_on_its_share_of_the_cores(
         output_root=tmp_path,
         work_dir=tmp_path / "work",
         pipeline=PipelineConfig(),
-        ort_threads=1,
+        cores=1,
     )
     assert worker.process_case(job).ok
     assert seen == [1]

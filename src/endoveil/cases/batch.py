@@ -212,7 +212,7 @@ def _plan(
 ) -> tuple[list[CaseJob], list[CaseEntry]]:
     jobs: list[CaseJob] = []
     skipped: list[CaseEntry] = []
-    threads = max(1, usable_cores() // settings.workers)
+    cores = max(1, usable_cores() // settings.workers)
     for index, case in enumerate(cases, start=1):
         record = store.read(case.case_id)
         if record is not None and record.status == "done" and store.outputs_exist(record):
@@ -240,7 +240,7 @@ def _plan(
                 pipeline=settings.pipeline,
                 model=settings.model,
                 verify=settings.verify,
-                ort_threads=threads,
+                cores=cores,
             )
         )
     return jobs, skipped

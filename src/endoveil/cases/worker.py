@@ -46,7 +46,7 @@ class CaseJob:
         pipeline: the offline pipeline's settings.
         model: ONNX model; None for the embedded one.
         verify: re-decode the output and prove it before calling the case done.
-        ort_threads: cores this case may use, for ONNX Runtime's threads and the decoders'
+        cores: cores this case may use, for ONNX Runtime's threads and the decoders'
             (the machine's cores shared between parallel cases).
     """
 
@@ -58,7 +58,7 @@ class CaseJob:
     pipeline: PipelineConfig
     model: Path | None = None
     verify: bool = False
-    ort_threads: int | None = None
+    cores: int | None = None
 
 
 @dataclass
@@ -135,7 +135,7 @@ def process_case(job: CaseJob, progress: StageProgress | None = None) -> CaseOut
     outcome = CaseOutcome(job.index, job.pseudonym, ok=False, segments=len(job.case.segments))
     report = progress or (lambda _s, _d, _t: None)
     try:
-        with decoder_cores(job.ort_threads):
+        with decoder_cores(job.cores):
             _run(job, outcome, report)
         outcome.ok = True
     except Exception as exc:  # a batch reports every failure and goes on with the next case
@@ -172,7 +172,7 @@ def _run(job: CaseJob, outcome: CaseOutcome, report: StageProgress) -> None:
 
     classifier = None
     if settings.labels_in is None:
-        classifier = OnnxClassifier(job.model, threads=job.ort_threads)
+        classifier = OnnxClassifier(job.model, threads=job.cores)
         info = classifier.info
         outcome.model = {"name": info.name, "version": info.version, "sha256": info.sha256}
     stage = ["detect"]

@@ -27,9 +27,9 @@ from endoveil.detect.extraction import colour_signatures
 
 __all__ = ["BatchScorer", "ScoredBatch"]
 
-# Batches scored or waiting at once: one being scored while the next ones fill, so that the
-# decoder rarely waits on a scorer briefly behind (an 8-image batch of 160² is 0.6 MB).
-MAX_IN_FLIGHT = 4
+# Batches scored or waiting at once: one being scored while the next fills; more would only
+# hold memory (an 8-image batch of 160² is 0.6 MB).
+MAX_IN_FLIGHT = 2
 # Decoded frames waiting for the worker to turn them into model images: each holds a whole
 # decoded picture (6 MB at 1080p), so the decoder waits rather than queue more.
 MAX_FRAMES_WAITING = 8

@@ -165,10 +165,12 @@ def decoder_threads(info: VideoInfo, *, seeking: bool = False) -> tuple[ThreadTy
     leave cores idle.
     """
     cores = usable_cores()
-    if cores >= 2 and info.slices_per_picture == cores:
+    if cores == 1:
+        return "AUTO", 1
+    if info.slices_per_picture == cores:
         return "SLICE", cores
-    ffmpegs = cores + 1 if cores > 1 else 1
-    if seeking or cores == 1:
+    ffmpegs = min(cores + 1, MAX_DECODER_THREADS)
+    if seeking:
         return "AUTO", ffmpegs
     by_memory = FRAME_THREAD_PIXEL_BUDGET // max(info.width * info.height, 1)
     return "AUTO", max(ffmpegs, min(FRAME_THREADS_PER_CORE * cores, MAX_DECODER_THREADS, by_memory))
