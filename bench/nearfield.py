@@ -275,16 +275,21 @@ def layout(square: Image, spec: Spec) -> Image:
 
 def build(spec: Spec) -> tuple[Path, npt.NDArray[np.int8]]:
     """Encode the video of ``spec`` (cached) and return it with its per-frame truth."""
-    CACHE.mkdir(parents=True, exist_ok=True)
     video = CACHE / f"{spec.name}_v{VERSION}.mp4"
-    truth_path = video.with_suffix(".truth.npy")
-    if video.is_file() and truth_path.is_file():
-        return video, np.load(truth_path)
-    body, rate = in_body_material(spec.body)
-    if spec.kind == "extraction":
-        shots = extraction_shots(spec, body, rate, out_of_body_pictures())
-    else:
-        shots = hard_shots(spec, body, rate)
+    if not (video.is_file() and video.with_suffix(".truth.npy").is_file()):
+        body, rate = in_body_material(spec.body)
+        if spec.kind == "extraction":
+            shots = extraction_shots(spec, body, rate, out_of_body_pictures())
+        else:
+            shots = hard_shots(spec, body, rate)
+        encode(shots, spec, video)
+    return video, np.load(video.with_suffix(".truth.npy"))
+
+
+def encode(shots: Sequence[Shot], spec: Spec, video: Path) -> None:
+    """Write ``shots`` as ``video`` (H.264) laid out as ``spec`` says, and its per-frame truth
+    beside it (``.truth.npy``)."""
+    video.parent.mkdir(parents=True, exist_ok=True)
     truth: list[int] = []
     tmp = video.with_suffix(".tmp.mp4")
     with av.open(str(tmp), "w") as container:
@@ -297,10 +302,8 @@ def build(spec: Spec) -> tuple[Path, npt.NDArray[np.int8]]:
                 container.mux(stream.encode(frame))
                 truth.append(label)
         container.mux(stream.encode())
+    np.save(video.with_suffix(".truth.npy"), np.asarray(truth, np.int8))
     tmp.rename(video)
-    array = np.asarray(truth, np.int8)
-    np.save(truth_path, array)
-    return video, array
 
 
 # scoring -------------------------------------------------------------------------------------
@@ -332,6 +335,19 @@ def measure(
     silent: bool = False,
 ) -> Result:
     video, truth = build(spec)
+    return measure_video(spec, video, truth, clf, sample_every, params, silent)
+
+
+def measure_video(
+    spec: Spec,
+    video: Path,
+    truth: npt.NDArray[np.int8],
+    clf: OnnxClassifier,
+    sample_every: int | None,
+    params: TemporalParams,
+    silent: bool = False,
+) -> Result:
+    """Run the labels-only pipeline on ``video`` and count against its per-frame ``truth``."""
     info = probe(video)
     labels = scan_video(video, clf, params=params, sample_every=sample_every, info=info)
     outside = np.isin(truth[labels.index], (OUT, DONT_CARE))  # per scored frame
