@@ -21,6 +21,8 @@ inside the trocar tube are "don't care": hiding them is neither a leak nor a los
 
 It prints, per video and in total: frame-level ROC AUC on the scored frames, out-of-body
 frames leaked after post-processing, in-body frames hidden, and excursions fully hidden.
+`realworld.py` asks the same questions of real public footage (hard in-body clips, labelled
+frames of real laparoscopic recordings, extractions through real near-field views).
 
 Run: ``.venv/bin/python bench/nearfield.py [--model PATH] [--sample-every N] [--no-memory]
 [--silent-classifier]`` (``--no-memory``: post-processing as in v0.1, scores alone, for the
