@@ -16,9 +16,10 @@ Three parts:
   without the extraction memory; every frame hidden is a loss. Picture sequences are encoded
   to H.264 first, at the rate the manifest gives (``hold_s``: each picture held that long);
 - **labelled frames** (``use = "labelled_frames"``): frames spread through real laparoscopic
-  recordings, labelled by eye in the manifest (in body, out of body, don't care for trocar,
-  black, no-signal and ambiguous frames; trocar frames apart): per-frame ROC AUC, out-of-body recall and in-body
-  specificity at the model's threshold, and the frames it gets wrong;
+  recordings, labelled by eye in the manifest (in body, out of body, trocar, and don't care
+  for black, no-signal and ambiguous frames): per-frame ROC AUC, out-of-body recall and
+  in-body specificity at the model's threshold, the frames it gets wrong, and how many trocar
+  frames score above the threshold;
 - **near-field extractions** (``use = "near_field"``): real close views outside the body —
   instruments on drapes, an instrument table, gloved hands and prepped skin, a laparoscope
   filming a lab — seen as a scope sees them (magnified, defocused, in its round field) between
@@ -120,8 +121,11 @@ def fetch(source: Source) -> None:
         if target.is_file() and _sha256(target) == digest:
             continue
         url = RAW.format(repo=source.repo, commit=source.commit, path=urllib.parse.quote(repo_path))
-        with urllib.request.urlopen(url, timeout=60) as response:
-            data = response.read()
+        try:
+            with urllib.request.urlopen(url, timeout=60) as response:
+                data = response.read()
+        except OSError as e:
+            raise SystemExit(f"error: could not download {url}: {e}") from None
         if hashlib.sha256(data).hexdigest() != digest:
             raise SystemExit(f"error: {url} does not match its SHA-256 in {MANIFEST.name}")
         target.parent.mkdir(parents=True, exist_ok=True)
