@@ -25,9 +25,10 @@ frames leaked after post-processing, in-body frames hidden, and excursions fully
 frames of real laparoscopic recordings, extractions through real near-field views).
 
 Run: ``.venv/bin/python bench/nearfield.py [--model PATH] [--sample-every N] [--no-memory]
-[--silent-classifier]`` (``--no-memory``: post-processing as in v0.1, scores alone, for the
-before/after comparison; ``--silent-classifier``: a stress test of the memory alone, every
-out-of-body and trocar score lowered below the hysteresis floor, as if the model never fired)
+[--silent-classifier] [--live]`` (``--no-memory``: post-processing as in v0.1, scores alone,
+for the before/after comparison; ``--silent-classifier``: a stress test of the memory alone,
+every out-of-body and trocar score lowered below the hysteresis floor, as if the model never
+fired; ``--live``: the frames live anonymization hides, each video played to it in real time)
 (videos are cached in bench/.cache/nearfield/).
 """
 
@@ -44,6 +45,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from endoveil.api import live_frames
 from endoveil.detect.classifier import OnnxClassifier
 from endoveil.detect.labels import mask_from_segments
 from endoveil.detect.scan import scan_video
@@ -335,9 +337,10 @@ def measure(
     sample_every: int | None,
     params: TemporalParams,
     silent: bool = False,
+    live: bool = False,
 ) -> Result:
     video, truth = build(spec)
-    return measure_video(spec, video, truth, clf, sample_every, params, silent)
+    return measure_video(spec, video, truth, clf, sample_every, params, silent, live)
 
 
 def measure_video(
@@ -348,8 +351,10 @@ def measure_video(
     sample_every: int | None,
     params: TemporalParams,
     silent: bool = False,
+    live: bool = False,
 ) -> Result:
-    """Run the labels-only pipeline on ``video`` and count against its per-frame ``truth``."""
+    """Run the labels-only pipeline on ``video`` and count against its per-frame ``truth``
+    (``live``: the frames hidden are live anonymization's instead; the scores stay offline's)."""
     info = probe(video)
     labels = scan_video(video, clf, params=params, sample_every=sample_every, info=info)
     outside = np.isin(truth[labels.index], (OUT, DONT_CARE))  # per scored frame
@@ -365,6 +370,8 @@ def measure_video(
             labels.index, quiet, info.frame_times, info.duration_s, params, labels.colour
         )
         hidden = mask_from_segments(segments, info.frame_count)[:n]
+    if live:
+        hidden = live_mask(video, clf, n)
     care = y != DONT_CARE
     p = labels.p_out[: len(scored)][care]
     y = y[care] == OUT
@@ -389,6 +396,18 @@ def measure_video(
     )
 
 
+def live_mask(video: Path, clf: OnnxClassifier, frames: int) -> npt.NDArray[np.bool_]:
+    """The frames live anonymization hides when ``video`` is played to it in real time, as a
+    capture card would deliver it (every frame scored; the causal gate and extraction memory;
+    a frame never delivered counts as hidden)."""
+    hidden = np.ones(frames, dtype=bool)
+    with live_frames(str(video), realtime=True, model=clf) as session:
+        for frame in session:
+            if frame.index < frames:
+                hidden[frame.index] = frame.hidden
+    return hidden
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=None, help="ONNX model (default: shipped)")
@@ -396,6 +415,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--only", default="", help="run the specs whose name contains this")
     parser.add_argument(
         "--no-memory", action="store_true", help="post-process without the extraction memory"
+    )
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="count the frames live anonymization hides, each video played in real time",
     )
     parser.add_argument(
         "--silent-classifier",
@@ -411,6 +435,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"model {clf.info.name} {clf.info.sha256[:12]}, threshold {clf.threshold:.4g}, "
         f"extraction memory {'off' if args.no_memory else 'on'}"
     )
+    if args.live and (args.no_memory or args.silent_classifier):
+        raise SystemExit("error: --live measures live as it runs: no --no-memory or --silent-*")
+    if args.live:
+        print("live: leaks and hidden frames as live anonymization shows each video played in")
+        print("real time; AUC, flagged and the p columns are the offline scores")
     if args.silent_classifier:
         print("silent classifier: leaks and hidden frames from lowered scores; AUC, flagged")
         print("and the p columns still show the model's own scores")
@@ -423,7 +452,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for spec in SPECS:
         if args.only not in spec.name:
             continue
-        r = measure(spec, clf, args.sample_every, params, args.silent_classifier)
+        r = measure(spec, clf, args.sample_every, params, args.silent_classifier, args.live)
         results.append(r)
         excursion = (
             "-" if r.excursion_hidden is None else ("hidden" if r.excursion_hidden else "LEAKED")

@@ -26,7 +26,9 @@ Three parts:
   two trocar passages inside in-body video of the validation split, as `nearfield.py` builds
   its sequences. Out-of-body frames leaked after post-processing, and excursions fully hidden.
 
-Run: ``.venv/bin/python bench/realworld.py [--fetch] [--model PATH] [--no-memory]``.
+Run: ``.venv/bin/python bench/realworld.py [--fetch] [--model PATH] [--no-memory | --live]``
+(``--live``: also what live anonymization hides of the hard clips, and the extractions'
+counts as live hides them; each video is played to it in real time).
 """
 
 from __future__ import annotations
@@ -190,12 +192,13 @@ class ClipResult:
     frames: int
     hidden: int
     hidden_no_memory: int
+    hidden_live: int | None  # None: live not measured
     flagged: int
     scored: int
     max_p: float
 
 
-def measure_clip(source: Source, clf: OnnxClassifier) -> ClipResult:
+def measure_clip(source: Source, clf: OnnxClassifier, live: bool) -> ClipResult:
     video = clip_of(source)
     info = probe(video)
     hidden = []
@@ -212,31 +215,34 @@ def measure_clip(source: Source, clf: OnnxClassifier) -> ClipResult:
         info.frame_count,
         hidden[0],
         hidden[1],
+        int(nf_bench.live_mask(video, clf, info.frame_count).sum()) if live else None,
         int((p >= clf.threshold).sum()),
         len(p),
         float(p.max()),
     )
 
 
-def hard_in_body(sources: Sequence[Source], clf: OnnxClassifier) -> None:
+def hard_in_body(sources: Sequence[Source], clf: OnnxClassifier, live: bool) -> None:
     print("\nhard in-body clips (every frame in body; hidden = lost)")
     print(
         f"{'clip':24} {'kind':11} {'size':>9} {'frames':>6} {'hidden':>6} "
-        f"{'no memory':>9} {'flagged':>9} {'max p':>8}"
+        f"{'no memory':>9} {'live':>5} {'flagged':>9} {'max p':>8}"
     )
     results = []
     for source in sources:
-        r = measure_clip(source, clf)
+        r = measure_clip(source, clf, live)
         results.append(r)
         print(
             f"{r.name:24} {r.kind:11} {r.size:>9} {r.frames:>6} {r.hidden:>6} "
-            f"{r.hidden_no_memory:>9} {r.flagged:>4}/{r.scored:<4} {r.max_p:8.2e}"
+            f"{r.hidden_no_memory:>9} {'-' if r.hidden_live is None else r.hidden_live:>5} "
+            f"{r.flagged:>4}/{r.scored:<4} {r.max_p:8.2e}"
         )
     frames, hidden = sum(r.frames for r in results), sum(r.hidden for r in results)
     worst = max(results, key=lambda r: r.hidden / max(r.frames, 1))
+    in_live = f", live {sum(r.hidden_live or 0 for r in results)}" if live else ""
     print(
         f"hard in-body clips: {hidden} of {frames} frames hidden ({100 * hidden / frames:.1f} %; "
-        f"without the memory {sum(r.hidden_no_memory for r in results)}); worst "
+        f"without the memory {sum(r.hidden_no_memory for r in results)}{in_live}); worst "
         f"{worst.name} {100 * worst.hidden / max(worst.frames, 1):.1f} %"
     )
 
@@ -318,7 +324,9 @@ def near_field_shots(spec: nf_bench.Spec, material: Sequence[list[Image]]) -> li
     return shots
 
 
-def near_field(sources: Sequence[Source], clf: OnnxClassifier, params: TemporalParams) -> None:
+def near_field(
+    sources: Sequence[Source], clf: OnnxClassifier, params: TemporalParams, live: bool
+) -> None:
     material = [pictures(source, source.local(p)) for source in sources for p, _, _ in source.files]
     print("\nnear-field extractions (real close views outside, between two trocar passages)")
     print(
@@ -331,7 +339,7 @@ def near_field(sources: Sequence[Source], clf: OnnxClassifier, params: TemporalP
         if not (video.is_file() and video.with_suffix(".truth.npy").is_file()):
             nf_bench.encode(near_field_shots(spec, material), spec, video)
         truth = np.load(video.with_suffix(".truth.npy"))
-        r = nf_bench.measure_video(spec, video, truth, clf, None, params)
+        r = nf_bench.measure_video(spec, video, truth, clf, None, params, live=live)
         results.append(r)
         print(
             f"{r.name:16} {r.size:>9} {r.fps:>3} {r.oob:>4} {r.auc:6.3f} "
@@ -353,6 +361,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--no-memory", action="store_true", help="extractions without the extraction memory"
     )
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="also what live anonymization hides, each clip and extraction played in real time",
+    )
     args = parser.parse_args(argv)
     sources = load_manifest()
     if args.fetch:
@@ -372,12 +385,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     hard = [s for s in sources if s.use == "hard_in_body"]
     labelled = [s for s in sources if s.use == "labelled_frames"]
     near = [s for s in sources if s.use == "near_field"]
+    if args.live and args.no_memory:
+        raise SystemExit("error: --live measures live as it runs, with its memory")
     if hard:
-        hard_in_body(hard, clf)
+        hard_in_body(hard, clf, args.live)
     if labelled:
         labelled_frames(labelled, clf)
     if near:
-        near_field(near, clf, TemporalParams(threshold=clf.threshold, memory=not args.no_memory))
+        params = TemporalParams(threshold=clf.threshold, memory=not args.no_memory)
+        near_field(near, clf, params, args.live)
     print(f"({time.perf_counter() - started:.0f} s)")
 
 
