@@ -331,18 +331,6 @@ class Result:
     hidden_lead: int = 0
 
 
-def measure(
-    spec: Spec,
-    clf: OnnxClassifier,
-    sample_every: int | None,
-    params: TemporalParams,
-    silent: bool = False,
-    live: bool = False,
-) -> Result:
-    video, truth = build(spec)
-    return measure_video(spec, video, truth, clf, sample_every, params, silent, live)
-
-
 def measure_video(
     spec: Spec,
     video: Path,
@@ -452,7 +440,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     for spec in SPECS:
         if args.only not in spec.name:
             continue
-        r = measure(spec, clf, args.sample_every, params, args.silent_classifier, args.live)
+        video, truth = build(spec)
+        r = measure_video(
+            spec, video, truth, clf, args.sample_every, params, args.silent_classifier, args.live
+        )
         results.append(r)
         excursion = (
             "-" if r.excursion_hidden is None else ("hidden" if r.excursion_hidden else "LEAKED")
