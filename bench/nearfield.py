@@ -102,11 +102,11 @@ SPECS = (
 
 
 # material ------------------------------------------------------------------------------------
-def _read(path: Path) -> Image:
+def read_rgb(path: Path) -> Image:
     return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
-def _video_frames(path: Path) -> list[Image]:
+def video_frames(path: Path) -> list[Image]:
     with av.open(str(path)) as container:
         return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
 
@@ -115,18 +115,18 @@ def in_body_material(which: str) -> tuple[list[Image], float]:
     """Consecutive in-body pictures of the validation split, square, and how many of them
     to show per second (a video's own rate; a slower one for sampled stills)."""
     if which == "sam2":
-        frames, rate = _video_frames(VAL / "videos" / "surgicalsam2__video3.mp4"), 25.0
+        frames, rate = video_frames(VAL / "videos" / "surgicalsam2__video3.mp4"), 25.0
     elif which == "yt":
         folder, rate = VAL / "in_body" / "yt_1035614", 2.5
-        frames = [_read(p) for p in sorted(folder.glob("*.jpg"))]
+        frames = [read_rgb(p) for p in sorted(folder.glob("*.jpg"))]
     else:
         folder, rate = VAL / "in_body" / "endomode_nasal_gif", 8.0
-        frames = [_read(p) for p in sorted(folder.glob("*.jpg"))]
+        frames = [read_rgb(p) for p in sorted(folder.glob("*.jpg"))]
     return [nf.square(f, SQUARE) for f in frames], rate
 
 
 def out_of_body_pictures() -> list[Image]:
-    return [_read(p) for p in sorted((VAL / "out_of_body").rglob("*.jpg"))]
+    return [read_rgb(p) for p in sorted((VAL / "out_of_body").rglob("*.jpg"))]
 
 
 # shots: a picture as a function of time within the shot ---------------------------------------
@@ -329,6 +329,7 @@ class Result:
     min_out_p: float
     lead: int = 0  # in-body frames before a hard effect
     hidden_lead: int = 0
+    unscored: int = 0  # live: frames not scored in time (hidden)
 
 
 def measure_video(
@@ -358,8 +359,9 @@ def measure_video(
             labels.index, quiet, info.frame_times, info.duration_s, params, labels.colour
         )
         hidden = mask_from_segments(segments, info.frame_count)[:n]
+    unscored = 0
     if live:
-        hidden = live_mask(video, clf, n)
+        hidden, unscored = live_mask(video, clf, n)
     care = y != DONT_CARE
     p = labels.p_out[: len(scored)][care]
     y = y[care] == OUT
@@ -381,19 +383,23 @@ def measure_video(
         float(p[y].min()) if y.any() else float("nan"),
         int((truth == LEAD).sum()),
         int(((truth == LEAD) & hidden).sum()),
+        unscored,
     )
 
 
-def live_mask(video: Path, clf: OnnxClassifier, frames: int) -> npt.NDArray[np.bool_]:
+def live_mask(video: Path, clf: OnnxClassifier, frames: int) -> tuple[npt.NDArray[np.bool_], int]:
     """The frames live anonymization hides when ``video`` is played to it in real time, as a
-    capture card would deliver it (every frame scored; the causal gate and extraction memory;
-    a frame never delivered counts as hidden)."""
+    capture card would deliver it (the causal gate and extraction memory; a frame never
+    delivered counts as hidden), and how many frames it could not score in time (hidden,
+    fail-closed: their number depends on the machine's load)."""
     hidden = np.ones(frames, dtype=bool)
+    unscored = 0
     with live_frames(str(video), realtime=True, model=clf) as session:
         for frame in session:
             if frame.index < frames:
                 hidden[frame.index] = frame.hidden
-    return hidden
+                unscored += int(frame.p_out is None)
+    return hidden, unscored
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -481,6 +487,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"hidden ({100 * hidden / frames:.1f} %); {sum(r.hidden_lead for r in after)} of "
             f"{sum(r.lead for r in after)} normal frames before them"
         )
+    if args.live:
+        print(f"live: {sum(r.unscored for r in results)} frames not scored in time (hidden)")
     print(f"({time.perf_counter() - started:.0f} s)")
 
 

@@ -5,7 +5,8 @@ the same questions on real public footage, pinned in ``bench/realworld.toml`` (r
 commit, path, SHA-256 and licence of every file). None of it is in ../shared/data or in the
 training data, and none comes from a source issue 9 reserves for evaluation. It is not
 redistributed: ``--fetch`` downloads each file from GitHub at its commit into
-``bench/.cache/realworld/`` and checks its hash (sources whose files are absent are skipped).
+``bench/.cache/realworld/`` (about 300 MB) and checks its hash; a source that cannot be
+fetched, or whose files are absent, is skipped with a warning.
 
 Three parts:
 
@@ -24,7 +25,8 @@ Three parts:
   instruments on drapes, an instrument table, gloved hands and prepped skin, a laparoscope
   filming a lab — seen as a scope sees them (magnified, defocused, in its round field) between
   two trocar passages inside in-body video of the validation split, as `nearfield.py` builds
-  its sequences. Out-of-body frames leaked after post-processing, and excursions fully hidden.
+  its sequences; each shot draws a source first (so every kind is seen), then one of its files.
+  Out-of-body frames leaked after post-processing, and excursions fully hidden.
 
 Run: ``.venv/bin/python bench/realworld.py [--fetch] [--model PATH] [--no-memory | --live]``
 (``--live``: also what live anonymization hides of the hard clips, and the extractions'
@@ -35,12 +37,15 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import http.client
+import json
 import time
 import tomllib
 import urllib.parse
 import urllib.request
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import av
@@ -61,16 +66,19 @@ ROOT = Path(__file__).resolve().parent
 MANIFEST = ROOT / "realworld.toml"
 CACHE = ROOT / ".cache" / "realworld"
 RAW = "https://raw.githubusercontent.com/{repo}/{commit}/{path}"
-VERSION = "1"  # bump when the extraction sequences change, so they are rebuilt
+VERSION = "4"  # part of every cache key: bump when the way videos are built changes
+STILLS = {".jpg", ".jpeg", ".png", ".bmp"}
+IN_BODY, OUT_OF_BODY, DONT_CARE, TROCAR = 0, 1, 2, 3
 # Trocar frames are don't care too (hiding them is neither a leak nor a loss), but counted
 # apart: a confident score there is what starts the extraction memory on the way out.
-LABELS = {"in_body": 0, "out_of_body": 1, "dont_care": 2, "trocar": 3}
+LABELS = {"in_body": IN_BODY, "out_of_body": OUT_OF_BODY, "dont_care": DONT_CARE, "trocar": TROCAR}
+USES = ("hard_in_body", "labelled_frames", "near_field")
 
 
 @dataclass(frozen=True)
 class Source:
     name: str
-    use: str  # "hard_in_body", "labelled_frames" or "near_field"
+    use: str  # one of USES
     kind: str
     repo: str
     commit: str
@@ -87,7 +95,7 @@ class Source:
 def load_manifest(path: Path = MANIFEST) -> list[Source]:
     with path.open("rb") as f:
         entries = tomllib.load(f)["source"]
-    return [
+    sources = [
         Source(
             e["name"],
             e["use"],
@@ -102,6 +110,19 @@ def load_manifest(path: Path = MANIFEST) -> list[Source]:
         )
         for e in entries
     ]
+    for source in sources:
+        if source.use not in USES:
+            raise SystemExit(f"error: {path.name}: {source.name} has an unknown use {source.use!r}")
+        unlabelled = [p for p, _, label in source.files if label not in LABELS]
+        if source.use == "labelled_frames" and unlabelled:
+            raise SystemExit(f"error: {path.name}: {source.name}: no label for {unlabelled[0]}")
+    return sources
+
+
+def _key(*parts: object) -> str:
+    """A short hash naming a cached video after everything it is built from."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _sha256(path: Path) -> str:
@@ -116,8 +137,9 @@ def present(source: Source) -> bool:
     )
 
 
-def fetch(source: Source) -> None:
-    """Download the files of ``source`` at its pinned commit; refuse any whose hash differs."""
+def fetch(source: Source) -> bool:
+    """Download the files of ``source`` at its pinned commit (False, with a warning, when one
+    cannot be fetched or differs from its hash: the source is then skipped)."""
     for repo_path, digest, _ in source.files:
         target = source.local(repo_path)
         if target.is_file() and _sha256(target) == digest:
@@ -126,44 +148,85 @@ def fetch(source: Source) -> None:
         try:
             with urllib.request.urlopen(url, timeout=60) as response:
                 data = response.read()
-        except OSError as e:
-            raise SystemExit(f"error: could not download {url}: {e}") from None
+        except (OSError, http.client.HTTPException) as e:
+            print(f"warning: {source.name}: could not download {url}: {e}")
+            return False
         if hashlib.sha256(data).hexdigest() != digest:
-            raise SystemExit(f"error: {url} does not match its SHA-256 in {MANIFEST.name}")
+            print(f"warning: {source.name}: {url} does not match its SHA-256 in {MANIFEST.name}")
+            return False
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        tmp = target.with_name(target.name + ".part")
+        tmp.write_bytes(data)
+        tmp.replace(target)
+    return True
 
 
 # media ---------------------------------------------------------------------------------------
-def _is_video(path: Path) -> bool:
-    return path.suffix.lower() in {".mp4", ".mov", ".mkv", ".avi"}
+@dataclass
+class Footage:
+    frames: list[Image]  # RGB, as filmed
+    fps: float  # the video's own rate; 0 for a still picture
 
 
-def _decode(path: Path) -> list[Image]:
-    with av.open(str(path)) as container:
-        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-
-
-def pictures(source: Source, path: Path) -> list[Image]:
-    """The frames of a video, or the one picture of an image file, RGB, as filmed."""
-    if _is_video(path):
-        return _decode(path)
-    image = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+def footage(source: Source, path: Path) -> Footage:
+    """A still picture, or every frame of a video (GIFs included), RGB, as filmed."""
+    if path.suffix.lower() not in STILLS:
+        with av.open(str(path)) as container:
+            rate = container.streams.video[0].average_rate
+        return Footage(nf_bench.video_frames(path), float(rate or 25))
+    if cv2.imread(str(path), cv2.IMREAD_UNCHANGED) is None:
+        raise SystemExit(f"error: cannot read the picture {path}")
+    image = nf_bench.read_rgb(path)
     if source.stretch_y > 1:
         h, w = image.shape[:2]
         image = cv2.resize(image, (w, h * source.stretch_y), interpolation=cv2.INTER_LINEAR)
-    return [image]
+    return Footage([image], 0.0)
+
+
+def shot_material(source: Source, path: Path) -> Footage:
+    """The footage of ``path`` as near-field shots use it: a shot shows a defocused crop,
+    magnified to 384² at most, so 15 pictures a second with a longer side of 640 (1280 for
+    stills, which are cropped closer) keep what it shows in a fraction of the memory."""
+    full = footage(source, path)
+    if full.fps == 0:
+        return Footage([_shrink(full.frames[0], 1280)], 0.0)
+    step = max(1, round(full.fps / 15))
+    return Footage([_shrink(f, 640) for f in full.frames[::step]], full.fps / step)
+
+
+def _shrink(image: Image, longest: int) -> Image:
+    """``image`` scaled down so that its longer side is at most ``longest``."""
+    scale = longest / max(image.shape[:2])
+    if scale >= 1:
+        return image
+    h, w = image.shape[:2]
+    return cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+
+
+def _fit(image: Image, width: int, height: int) -> Image:
+    """``image`` scaled to fit ``width`` × ``height``, aspect kept, centred on black."""
+    h, w = image.shape[:2]
+    scale = min(width / w, height / h)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    filter_ = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    resized = cv2.resize(image, size, interpolation=filter_)
+    canvas = np.zeros((height, width, 3), np.uint8)
+    y, x = (height - size[1]) // 2, (width - size[0]) // 2
+    canvas[y : y + size[1], x : x + size[0]] = resized
+    return canvas
 
 
 def clip_of(source: Source) -> Path:
-    """A hard in-body source as one video: a single video file as it is; pictures encoded."""
+    """A hard in-body source as one video: a single video file as it is; pictures encoded
+    (each fitted to the first one's size, aspect kept)."""
     paths = [source.local(p) for p, _, _ in source.files]
-    if len(paths) == 1 and _is_video(paths[0]):
+    if len(paths) == 1 and paths[0].suffix.lower() not in STILLS:
         return paths[0]
-    video = CACHE / source.name / f"clip_v{VERSION}.mp4"
+    key = _key(VERSION, source.files, source.fps, source.hold_s, source.stretch_y)
+    video = CACHE / source.name / f"clip_{key}.mp4"
     if video.is_file():
         return video
-    frames = [image for path in paths for image in pictures(source, path)]
+    frames = [image for path in paths for image in footage(source, path).frames]
     h, w = frames[0].shape[:2]
     h, w = h - h % 2, w - w % 2
     fps = 25 if source.hold_s else round(source.fps)
@@ -174,8 +237,7 @@ def clip_of(source: Source) -> Path:
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         stream.options = {"crf": "18", "preset": "veryfast"}
         for image in frames:
-            image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
-            frame = av.VideoFrame.from_ndarray(image, "rgb24")
+            frame = av.VideoFrame.from_ndarray(_fit(image, w, h), "rgb24")
             for _ in range(repeat):
                 container.mux(stream.encode(frame))
         container.mux(stream.encode())
@@ -193,6 +255,7 @@ class ClipResult:
     hidden: int
     hidden_no_memory: int
     hidden_live: int | None  # None: live not measured
+    unscored_live: int  # frames live could not score in time (hidden, fail-closed)
     flagged: int
     scored: int
     max_p: float
@@ -208,6 +271,10 @@ def measure_clip(source: Source, clf: OnnxClassifier, live: bool) -> ClipResult:
         )
         hidden.append(int(labels.oob_mask().sum()))
     p = labels.p_out
+    hidden_live, unscored = None, 0
+    if live:
+        mask, unscored = nf_bench.live_mask(video, clf, info.frame_count)
+        hidden_live = int(mask.sum())
     return ClipResult(
         source.name,
         source.kind,
@@ -215,7 +282,8 @@ def measure_clip(source: Source, clf: OnnxClassifier, live: bool) -> ClipResult:
         info.frame_count,
         hidden[0],
         hidden[1],
-        int(nf_bench.live_mask(video, clf, info.frame_count).sum()) if live else None,
+        hidden_live,
+        unscored,
         int((p >= clf.threshold).sum()),
         len(p),
         float(p.max()),
@@ -239,7 +307,12 @@ def hard_in_body(sources: Sequence[Source], clf: OnnxClassifier, live: bool) -> 
         )
     frames, hidden = sum(r.frames for r in results), sum(r.hidden for r in results)
     worst = max(results, key=lambda r: r.hidden / max(r.frames, 1))
-    in_live = f", live {sum(r.hidden_live or 0 for r in results)}" if live else ""
+    in_live = (
+        f", live {sum(r.hidden_live or 0 for r in results)} (of them "
+        f"{sum(r.unscored_live for r in results)} not scored in time)"
+        if live
+        else ""
+    )
     print(
         f"hard in-body clips: {hidden} of {frames} frames hidden ({100 * hidden / frames:.1f} %; "
         f"without the memory {sum(r.hidden_no_memory for r in results)}{in_live}); worst "
@@ -252,30 +325,36 @@ def labelled_frames(sources: Sequence[Source], clf: OnnxClassifier) -> None:
     for source in sources:
         names, y, scores = [], [], []
         for repo_path, _, label in source.files:
-            (image,) = pictures(source, source.local(repo_path))
+            (image,) = footage(source, source.local(repo_path)).frames
             names.append(Path(repo_path).name)
             y.append(LABELS[label])
             scores.append(float(clf.score(resize_for_model(image, clf.input_size)[None])[0]))
         truth, p = np.asarray(y), np.asarray(scores)
-        care = np.isin(truth, (LABELS["in_body"], LABELS["out_of_body"]))
-        point = operating_point(truth[care] == 1, p[care], clf.threshold)
+        out, inside, trocar = truth == OUT_OF_BODY, truth == IN_BODY, truth == TROCAR
+        care = out | inside
         print(
-            f"\nlabelled frames {source.name}: {care.sum()} frames ({(truth == 1).sum()} out of "
-            f"body, {(truth == 0).sum()} in body; {(~care).sum()} don't care); ROC AUC "
-            f"{roc_auc(truth[care] == 1, p[care]):.4f}; at {clf.threshold:.4g}: OOB recall "
+            f"\nlabelled frames {source.name}: {care.sum()} frames ({out.sum()} out of body, "
+            f"{inside.sum()} in body; {(~care).sum()} don't care, {trocar.sum()} of them trocar)"
+        )
+        if not out.any() or not inside.any():
+            print("  needs frames of both classes for AUC, recall and specificity")
+            continue
+        point = operating_point(out[care], p[care], clf.threshold)
+        print(
+            f"  ROC AUC {roc_auc(out[care], p[care]):.4f}; at {clf.threshold:.4g}: OOB recall "
             f"{point.sensitivity:.4f} ({point.true_pos}/{point.true_pos + point.false_neg}), "
             f"specificity {point.specificity:.4f} ({point.true_neg}/"
             f"{point.true_neg + point.false_pos})"
         )
-        for name, t, score in zip(names, truth, p, strict=True):
-            wrong = (t == 1 and score < clf.threshold) or (t == 0 and score >= clf.threshold)
-            if wrong:
-                print(f"  {'missed OOB' if t == 1 else 'flagged in body'}: {name} p={score:.3g}")
-        trocar = p[truth == LABELS["trocar"]]
+        for name, is_out, is_in, score in zip(names, out, inside, p, strict=True):
+            if is_out and score < clf.threshold:
+                print(f"  missed OOB: {name} p={score:.3g}")
+            if is_in and score >= clf.threshold:
+                print(f"  flagged in body: {name} p={score:.3g}")
         print(
-            f"  lowest out-of-body score {p[truth == 1].min():.3g}; highest in-body "
-            f"{p[truth == 0].max():.3g}; trocar frames at or above the threshold: "
-            f"{(trocar >= clf.threshold).sum()} of {len(trocar)}"
+            f"  lowest out-of-body score {p[out].min():.3g}; highest in-body "
+            f"{p[inside].max():.3g}; trocar frames at or above the threshold: "
+            f"{(p[trocar] >= clf.threshold).sum()} of {trocar.sum()}"
         )
 
 
@@ -287,70 +366,92 @@ SPECS = (
     nf_bench.Spec("real_720_sam2", 1280, 720, 30, "sam2", "round", "real", 20_004),
     nf_bench.Spec("real_1080_yt", 1920, 1080, 30, "yt", "full", "real", 20_005),
 )
+SHOTS = 6  # near-field shots between the two trocar passages
 
 
-def _video_shot(frames: Sequence[Image], rng: np.random.Generator, zoom: float) -> nf_bench.Render:
-    """Play real footage from a random start, magnified about a random point, defocused."""
-    start = int(rng.integers(len(frames)))
-    h, w = frames[0].shape[:2]
+def _video_shot(clip: Footage, rng: np.random.Generator, zoom: float) -> nf_bench.Render:
+    """Play real footage at its own rate from a random start, magnified about a random point,
+    defocused."""
+    start = int(rng.integers(len(clip.frames)))
+    h, w = clip.frames[0].shape[:2]
     side = max(8, int(min(h, w) / zoom))
     y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
     radius = int(rng.uniform(0.0, 0.04) * nf_bench.SQUARE)
 
     def render(t: float) -> Image:
-        image = frames[(start + int(t * 25)) % len(frames)][y : y + side, x : x + side]
-        return nf.disk_blur(cv2.resize(image, (nf_bench.SQUARE,) * 2), radius)
+        frame = clip.frames[(start + int(t * clip.fps)) % len(clip.frames)]
+        crop = frame[y : y + side, x : x + side]
+        return nf.disk_blur(cv2.resize(crop, (nf_bench.SQUARE,) * 2), radius)
 
     return render
 
 
-def near_field_shots(spec: nf_bench.Spec, material: Sequence[list[Image]]) -> list[nf_bench.Shot]:
-    """In body → trocar → six real near-field shots of 1–2 s → trocar → in body."""
+def near_field_shots(
+    spec: nf_bench.Spec, material: dict[str, list[Footage]]
+) -> tuple[list[nf_bench.Shot], list[str]]:
+    """In body → trocar → six real near-field shots of 1–2 s → trocar → in body; and the
+    source of each near-field shot."""
     rng = np.random.default_rng(spec.seed)
     body, rate = nf_bench.in_body_material(spec.body)
     shots: list[nf_bench.Shot] = [(nf_bench.IN, 6.0, nf_bench.body_shot(body, 0, rate))]
     shots.append((nf_bench.DONT_CARE, 0.8, nf_bench.trocar_shot(rng, 0.8)))
-    for _ in range(6):
-        frames = material[int(rng.integers(len(material)))]
+    names = sorted(material)
+    drawn = []
+    for _ in range(SHOTS):
+        name = names[int(rng.integers(len(names)))]
+        clip = material[name][int(rng.integers(len(material[name])))]
         seconds = float(rng.uniform(1.0, 2.0))
         zoom = float(rng.uniform(1.5, 8.0))
-        if len(frames) > 1:
-            render = _video_shot(frames, rng, zoom)
+        if len(clip.frames) > 1:
+            render = _video_shot(clip, rng, zoom)
         else:
-            render = nf_bench.closeup_shot(frames[0], rng, seconds, zoom)
+            render = nf_bench.closeup_shot(clip.frames[0], rng, seconds, zoom)
         shots.append((nf_bench.OUT, seconds, render))
+        drawn.append(name)
     shots.append((nf_bench.DONT_CARE, 0.8, nf_bench.trocar_shot(rng, 0.8)))
     shots.append((nf_bench.IN, 6.0, nf_bench.body_shot(body, len(body) // 2, rate)))
-    return shots
+    return shots, drawn
 
 
 def near_field(
     sources: Sequence[Source], clf: OnnxClassifier, params: TemporalParams, live: bool
 ) -> None:
-    material = [pictures(source, source.local(p)) for source in sources for p, _, _ in source.files]
+    material: dict[str, list[Footage]] = {}  # decoded only when a video must be built
     print("\nnear-field extractions (real close views outside, between two trocar passages)")
     print(
         f"{'video':16} {'size':>9} {'fps':>3} {'oob':>4} {'AUC':>6} {'flagged':>7} {'leaked':>6} "
-        f"{'hidden in':>9} {'excursion':>9}"
+        f"{'hidden in':>9} {'excursion':>9}  shots"
     )
-    results = []
+    results, drawn = [], Counter[str]()
     for spec in SPECS:
-        video = CACHE / "extractions" / f"{spec.name}_v{VERSION}.mp4"
-        if not (video.is_file() and video.with_suffix(".truth.npy").is_file()):
-            nf_bench.encode(near_field_shots(spec, material), spec, video)
+        key = _key(VERSION, nf_bench.VERSION, asdict(spec), [(s.name, s.files) for s in sources])
+        video = CACHE / "extractions" / f"{spec.name}_{key}.mp4"
+        kinds = video.with_suffix(".shots.json")
+        if not (video.is_file() and kinds.is_file()):
+            if not material:
+                material = {
+                    s.name: [shot_material(s, s.local(p)) for p, _, _ in s.files] for s in sources
+                }
+            shots, names = near_field_shots(spec, material)
+            nf_bench.encode(shots, spec, video)
+            kinds.write_text(json.dumps(names))
+        names = json.loads(kinds.read_text())
+        drawn.update(names)
         truth = np.load(video.with_suffix(".truth.npy"))
         r = nf_bench.measure_video(spec, video, truth, clf, None, params, live=live)
         results.append(r)
         print(
             f"{r.name:16} {r.size:>9} {r.fps:>3} {r.oob:>4} {r.auc:6.3f} "
             f"{r.flagged:>3}/{r.scored_oob:<3} {r.leaked:>6} {r.hidden_in:>4}/{r.in_body:<4} "
-            f"{'hidden' if r.excursion_hidden else 'LEAKED':>9}"
+            f"{'hidden' if r.excursion_hidden else 'LEAKED':>9}  {', '.join(names)}"
         )
+    unscored = f"; live could not score {sum(r.unscored for r in results)} in time" if live else ""
     print(
         f"near-field extractions: {sum(r.leaked for r in results)} OOB frames leaked of "
         f"{sum(r.oob for r in results)}; {sum(bool(r.excursion_hidden) for r in results)}/"
         f"{len(results)} excursions fully hidden; {sum(r.hidden_in for r in results)} in-body "
-        f"frames hidden of {sum(r.in_body for r in results)}"
+        f"frames hidden of {sum(r.in_body for r in results)}{unscored}; shots per source: "
+        + ", ".join(f"{name} {n}" for name, n in sorted(drawn.items()))
     )
 
 
@@ -358,10 +459,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=None, help="ONNX model (default: shipped)")
     parser.add_argument("--fetch", action="store_true", help="download missing sources first")
-    parser.add_argument(
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
         "--no-memory", action="store_true", help="extractions without the extraction memory"
     )
-    parser.add_argument(
+    mode.add_argument(
         "--live",
         action="store_true",
         help="also what live anonymization hides, each clip and extraction played in real time",
@@ -369,24 +471,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     sources = load_manifest()
     if args.fetch:
-        for source in sources:
-            fetch(source)
+        sources = [s for s in sources if fetch(s)]
     absent = [s.name for s in sources if not present(s)]
     if absent:
         print(f"skipped, absent or not as pinned (run with --fetch): {', '.join(absent)}")
     sources = [s for s in sources if s.name not in absent]
     if not sources:
         raise SystemExit(f"error: no source of {MANIFEST.name} is in {CACHE}")
-    if not nf_bench.VAL.is_dir():
+    near = [s for s in sources if s.use == "near_field"]
+    if near and not nf_bench.VAL.is_dir():
         raise SystemExit(f"error: {nf_bench.VAL} is absent; the extractions need the shared data")
     clf = OnnxClassifier(args.model, threads=2)
     print(f"model {clf.info.name} {clf.info.sha256[:12]}, threshold {clf.threshold:.4g}")
     started = time.perf_counter()
     hard = [s for s in sources if s.use == "hard_in_body"]
     labelled = [s for s in sources if s.use == "labelled_frames"]
-    near = [s for s in sources if s.use == "near_field"]
-    if args.live and args.no_memory:
-        raise SystemExit("error: --live measures live as it runs, with its memory")
     if hard:
         hard_in_body(hard, clf, args.live)
     if labelled:
