@@ -39,6 +39,7 @@ import argparse
 import hashlib
 import http.client
 import json
+import re
 import time
 import tomllib
 import urllib.parse
@@ -55,6 +56,7 @@ import numpy.typing as npt
 
 import nearfield as nf_bench
 from endoveil.detect.classifier import OnnxClassifier, resize_for_model
+from endoveil.detect.extraction import MemoryParams, colour_signatures, similarity
 from endoveil.detect.scan import scan_video
 from endoveil.detect.temporal import TemporalParams
 from endoveil.media.probe import probe
@@ -87,6 +89,7 @@ class Source:
     fps: float = 25.0  # picture sequences: pictures a second (videos keep their own rate)
     hold_s: float = 0.0  # unrelated pictures: each held this long instead
     stretch_y: int = 1  # half-height stereo fields: stretched back this many times
+    recording: str = ""  # labelled frames: a pattern whose first group names the recording
 
     def local(self, repo_path: str) -> Path:
         return CACHE / self.name / repo_path
@@ -107,6 +110,7 @@ def load_manifest(path: Path = MANIFEST) -> list[Source]:
             float(e.get("fps", 25.0)),
             float(e.get("hold_s", 0.0)),
             int(e.get("stretch_y", 1)),
+            e.get("recording", ""),
         )
         for e in entries
     ]
@@ -323,12 +327,14 @@ def hard_in_body(sources: Sequence[Source], clf: OnnxClassifier, live: bool) -> 
 # part 2: labelled frames -----------------------------------------------------------------------
 def labelled_frames(sources: Sequence[Source], clf: OnnxClassifier) -> None:
     for source in sources:
-        names, y, scores = [], [], []
+        names, y, scores, signatures = [], [], [], []
         for repo_path, _, label in source.files:
             (image,) = footage(source, source.local(repo_path)).frames
+            small = resize_for_model(image, clf.input_size)
             names.append(Path(repo_path).name)
             y.append(LABELS[label])
-            scores.append(float(clf.score(resize_for_model(image, clf.input_size)[None])[0]))
+            scores.append(float(clf.score(small[None])[0]))
+            signatures.append(colour_signatures(small[None])[0])
         truth, p = np.asarray(y), np.asarray(scores)
         out, inside, trocar = truth == OUT_OF_BODY, truth == IN_BODY, truth == TROCAR
         care = out | inside
@@ -356,6 +362,39 @@ def labelled_frames(sources: Sequence[Source], clf: OnnxClassifier) -> None:
             f"{p[inside].max():.3g}; trocar frames at or above the threshold: "
             f"{(p[trocar] >= clf.threshold).sum()} of {trocar.sum()}"
         )
+        if source.recording:
+            recordings = [re.match(source.recording, name) for name in names]
+            groups = [m.group(1) if m else name for m, name in zip(recordings, names, strict=True)]
+            colour_check(groups, truth, np.asarray(signatures))
+
+
+def colour_check(
+    groups: Sequence[str], truth: npt.NDArray[np.int_], signatures: npt.NDArray[np.uint8]
+) -> None:
+    """The extraction memory's colour evidence on real recordings: each frame's similarity to
+    the mean signature of the *other* in-body frames of its recording. In-body frames should
+    reach ``back_similarity`` (or the return is only seen by the slower score route); outside
+    frames must stay below it, and below ``enter_similarity`` to start an excursion as odd."""
+    memory = MemoryParams(threshold=1.0, low=0.5)  # only its colour thresholds are read
+    found: dict[int, list[float]] = {IN_BODY: [], OUT_OF_BODY: []}
+    for group in sorted(set(groups)):
+        members = [k for k, g in enumerate(groups) if g == group]
+        lit_inside = [k for k in members if truth[k] == IN_BODY and signatures[k].any()]
+        for k in members:
+            others = [signatures[j].astype(np.float64) for j in lit_inside if j != k]
+            if truth[k] in found and len(others) >= 2 and signatures[k].any():
+                found[int(truth[k])].append(similarity(signatures[k], np.mean(others, axis=0)))
+    inside, outside = np.asarray(found[IN_BODY]), np.asarray(found[OUT_OF_BODY])
+    if not len(inside) or not len(outside):
+        return
+    print(
+        f"  colour similarity to the recording's other in-body frames: in body median "
+        f"{np.median(inside):.2f}, 5th percentile {np.quantile(inside, 0.05):.2f}, "
+        f"{(inside < memory.back_similarity).sum()} of {len(inside)} below "
+        f"{memory.back_similarity}; out of body at most {outside.max():.2f} (mean "
+        f"{outside.mean():.2f}), {(outside >= memory.enter_similarity).sum()} of {len(outside)} "
+        f"at or above {memory.enter_similarity}"
+    )
 
 
 # part 3: near-field extractions ----------------------------------------------------------------
