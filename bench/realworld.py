@@ -465,16 +465,16 @@ def near_field(
     for spec in SPECS:
         key = _key(VERSION, nf_bench.VERSION, asdict(spec), [(s.name, s.files) for s in sources])
         video = CACHE / "extractions" / f"{spec.name}_{key}.mp4"
-        kinds = video.with_suffix(".shots.json")
-        if not (video.is_file() and kinds.is_file()):
+        shot_sources = video.with_suffix(".shots.json")
+        if not (video.is_file() and shot_sources.is_file()):
             if not material:
                 material = {
                     s.name: [shot_material(s, s.local(p)) for p, _, _ in s.files] for s in sources
                 }
             shots, names = near_field_shots(spec, material)
             nf_bench.encode(shots, spec, video)
-            kinds.write_text(json.dumps(names))
-        names = json.loads(kinds.read_text())
+            shot_sources.write_text(json.dumps(names))
+        names = json.loads(shot_sources.read_text())
         drawn.update(names)
         truth = np.load(video.with_suffix(".truth.npy"))
         r = nf_bench.measure_video(spec, video, truth, clf, None, params, live=live)
