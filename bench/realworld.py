@@ -46,7 +46,7 @@ import urllib.parse
 import urllib.request
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import av
@@ -57,8 +57,9 @@ import numpy.typing as npt
 import nearfield as nf_bench
 from endoveil.detect.classifier import OnnxClassifier, resize_for_model
 from endoveil.detect.extraction import MemoryParams, colour_signatures, similarity
+from endoveil.detect.labels import mask_from_segments
 from endoveil.detect.scan import scan_video
-from endoveil.detect.temporal import TemporalParams
+from endoveil.detect.temporal import TemporalParams, postprocess
 from endoveil.media.probe import probe
 from endoveil.train import nearfield as nf
 from endoveil.train.metrics import operating_point, roc_auc
@@ -268,12 +269,18 @@ class ClipResult:
 def measure_clip(source: Source, clf: OnnxClassifier, live: bool) -> ClipResult:
     video = clip_of(source)
     info = probe(video)
-    hidden = []
-    for memory in (True, False):
-        labels = scan_video(
-            video, clf, params=TemporalParams(threshold=clf.threshold, memory=memory), info=info
-        )
-        hidden.append(int(labels.oob_mask().sum()))
+    params = TemporalParams(threshold=clf.threshold)
+    labels = scan_video(video, clf, params=params, info=info)
+    # The scores do not depend on the memory: only post-process them again without it.
+    without = postprocess(
+        labels.index,
+        labels.p_out,
+        info.frame_times,
+        info.duration_s,
+        replace(params, memory=False),
+        labels.colour,
+    )
+    hidden_no_memory = int(mask_from_segments(without, info.frame_count).sum())
     p = labels.p_out
     hidden_live, unscored = None, 0
     if live:
@@ -284,8 +291,8 @@ def measure_clip(source: Source, clf: OnnxClassifier, live: bool) -> ClipResult:
         source.kind,
         f"{info.width}x{info.height}",
         info.frame_count,
-        hidden[0],
-        hidden[1],
+        int(labels.oob_mask().sum()),
+        hidden_no_memory,
         hidden_live,
         unscored,
         int((p >= clf.threshold).sum()),
@@ -327,15 +334,16 @@ def hard_in_body(sources: Sequence[Source], clf: OnnxClassifier, live: bool) -> 
 # part 2: labelled frames -----------------------------------------------------------------------
 def labelled_frames(sources: Sequence[Source], clf: OnnxClassifier) -> None:
     for source in sources:
-        names, y, scores, signatures = [], [], [], []
+        names, y, smalls = [], [], []
         for repo_path, _, label in source.files:
             (image,) = footage(source, source.local(repo_path)).frames
-            small = resize_for_model(image, clf.input_size)
+            smalls.append(resize_for_model(image, clf.input_size))
             names.append(Path(repo_path).name)
             y.append(LABELS[label])
-            scores.append(float(clf.score(small[None])[0]))
-            signatures.append(colour_signatures(small[None])[0])
-        truth, p = np.asarray(y), np.asarray(scores)
+        images = np.stack(smalls)
+        p = np.concatenate([clf.score(images[k : k + 32]) for k in range(0, len(images), 32)])
+        signatures = colour_signatures(images)
+        truth = np.asarray(y)
         out, inside, trocar = truth == OUT_OF_BODY, truth == IN_BODY, truth == TROCAR
         care = out | inside
         print(
@@ -365,7 +373,7 @@ def labelled_frames(sources: Sequence[Source], clf: OnnxClassifier) -> None:
         if source.recording:
             recordings = [re.match(source.recording, name) for name in names]
             groups = [m.group(1) if m else name for m, name in zip(recordings, names, strict=True)]
-            colour_check(groups, truth, np.asarray(signatures))
+            colour_check(groups, truth, signatures)
 
 
 def colour_check(
